@@ -1,0 +1,1 @@
+export function emulatorLibraryName(platform: string): string;

@@ -1,0 +1,185 @@
+// The mount cache in Redis: one hash per mount keyed `containerID_cimPath`,
+// a set of each container's mounts, and an index of the node's mounts.
+// Writes go only through the Lua scripts in ./lua (one atomic step each);
+// only the processor calls them. Reads are plain commands, for anyone.
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import { cacheKeys, type CacheKeys } from './keys.js';
+import type { MountEntry, MountState } from './contract.js';
+
+const SCRIPTS = {
+  mountBegin: 4,
+  mountCommit: 2,
+  mountAbort: 3,
+  unmountBegin: 2,
+  unmountFinish: 4,
+  unmountRevert: 1,
+  recordResult: 1,
+} as const;
+type ScriptName = keyof typeof SCRIPTS;
+
+function scriptFile(name: ScriptName): string {
+  const file = name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  return readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), 'utf8');
+}
+
+type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
+
+export type MountBegin =
+  | { kind: 'done'; result: string }
+  | { kind: 'mounted'; flags: number }
+  | { kind: 'conflict'; otherCimPath: string }
+  | { kind: 'resumed' }
+  | { kind: 'created' };
+
+export type UnmountBegin =
+  | { kind: 'done'; result: string }
+  | { kind: 'missing' }
+  | { kind: 'unmounting'; volumeGuid: string; volumePath: string; previousState: MountState };
+
+export interface MountIntent {
+  containerId: string;
+  cimPath: string;
+  volumeGuid: string;
+  volumePath: string;
+  flags: number;
+}
+
+export function entryFromHash(key: string, h: Record<string, string>): MountEntry | null {
+  if (!h.state) return null;
+  return {
+    key,
+    containerId: h.containerId ?? '',
+    cimPath: h.cimPath ?? '',
+    volumeGuid: h.volumeGuid ?? '',
+    volumePath: h.volumePath ?? '',
+    flags: Number(h.flags ?? 0),
+    state: h.state as MountState,
+    ...(h.mountedAt ? { mountedAt: Number(h.mountedAt) } : {}),
+    updatedAt: Number(h.updatedAt ?? 0),
+  };
+}
+
+export class MountCache {
+  readonly keys: CacheKeys;
+  private readonly scripts = new Map<ScriptName, ScriptFn>();
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    node: string,
+  ) {
+    this.keys = cacheKeys(prefix, node);
+  }
+
+  /** Registers the Lua scripts (EVALSHA with a fallback to EVAL, by ioredis). */
+  private script(name: ScriptName): ScriptFn {
+    let fn = this.scripts.get(name);
+    if (!fn) {
+      const command = `cimq_${name}`;
+      const r = this.redis as unknown as Record<string, ScriptFn>;
+      if (typeof r[command] !== 'function') {
+        this.redis.defineCommand(command, { numberOfKeys: SCRIPTS[name], lua: scriptFile(name) });
+      }
+      fn = r[command]!.bind(this.redis);
+      this.scripts.set(name, fn);
+    }
+    return fn;
+  }
+
+  // ---- writes: the processor's state transitions ----
+
+  async beginMount(m: MountIntent, jobId: string, now = Date.now()): Promise<MountBegin> {
+    const k = this.keys;
+    const r = (await this.script('mountBegin')(
+      k.mount(m.containerId, m.cimPath), k.container(m.containerId), k.index, k.job(jobId),
+      m.containerId, m.cimPath, m.volumeGuid, m.volumePath, m.flags, now,
+    )) as string[];
+    switch (r[0]) {
+      case 'done': return { kind: 'done', result: r[1]! };
+      case 'mounted': return { kind: 'mounted', flags: Number(r[1]) };
+      case 'conflict': return { kind: 'conflict', otherCimPath: r[1]! };
+      case 'resumed': return { kind: 'resumed' };
+      default: return { kind: 'created' };
+    }
+  }
+
+  async commitMount(containerId: string, cimPath: string, jobId: string, result: unknown, now = Date.now()): Promise<boolean> {
+    const k = this.keys;
+    const r = await this.script('mountCommit')(k.mount(containerId, cimPath), k.job(jobId), now, JSON.stringify(result));
+    return r === 1;
+  }
+
+  async abortMount(containerId: string, cimPath: string): Promise<boolean> {
+    const k = this.keys;
+    const r = await this.script('mountAbort')(k.mount(containerId, cimPath), k.container(containerId), k.index);
+    return r === 1;
+  }
+
+  async beginUnmount(containerId: string, cimPath: string, jobId: string, now = Date.now()): Promise<UnmountBegin> {
+    const k = this.keys;
+    return this.beginUnmountKey(k.mount(containerId, cimPath), jobId, now);
+  }
+
+  async beginUnmountKey(mountKey: string, jobId: string, now = Date.now()): Promise<UnmountBegin> {
+    const r = (await this.script('unmountBegin')(mountKey, this.keys.job(jobId), now)) as string[];
+    switch (r[0]) {
+      case 'done': return { kind: 'done', result: r[1]! };
+      case 'missing': return { kind: 'missing' };
+      default:
+        return { kind: 'unmounting', volumeGuid: r[1]!, volumePath: r[2]!, previousState: r[3] as MountState };
+    }
+  }
+
+  /** `result` undefined: the caller records the job's result itself later. */
+  async finishUnmountKey(mountKey: string, containerId: string, jobId: string, result?: unknown): Promise<void> {
+    const k = this.keys;
+    await this.script('unmountFinish')(mountKey, k.container(containerId), k.index, k.job(jobId),
+      result === undefined ? '' : JSON.stringify(result));
+  }
+
+  async revertUnmountKey(mountKey: string, now = Date.now()): Promise<void> {
+    await this.script('unmountRevert')(mountKey, now);
+  }
+
+  async recordResult(jobId: string, result: unknown): Promise<void> {
+    await this.script('recordResult')(this.keys.job(jobId), JSON.stringify(result));
+  }
+
+  // ---- reads ----
+
+  /** The recorded result of a job whose effect already happened, if any. */
+  async jobResult(jobId: string): Promise<string | null> {
+    return this.redis.hget(this.keys.job(jobId), 'cimqResult');
+  }
+
+  async get(containerId: string, cimPath: string): Promise<MountEntry | null> {
+    const key = this.keys.mount(containerId, cimPath);
+    return entryFromHash(key, await this.redis.hgetall(key));
+  }
+
+  async containerMountKeys(containerId: string): Promise<string[]> {
+    return this.redis.smembers(this.keys.container(containerId));
+  }
+
+  /** Every entry of the node, or of one container; sorted by container, path. */
+  async list(filter: { containerId?: string } = {}): Promise<MountEntry[]> {
+    const keys = filter.containerId
+      ? await this.containerMountKeys(filter.containerId)
+      : await this.redis.smembers(this.keys.index);
+    const entries: MountEntry[] = [];
+    // Bounded pipelines keep one huge node from building one huge reply.
+    for (let i = 0; i < keys.length; i += 500) {
+      const chunk = keys.slice(i, i + 500);
+      const pipe = this.redis.pipeline();
+      for (const key of chunk) pipe.hgetall(key);
+      const replies = (await pipe.exec()) ?? [];
+      replies.forEach(([err, h], j) => {
+        if (err) throw err;
+        const e = entryFromHash(chunk[j]!, h as Record<string, string>);
+        if (e) entries.push(e);
+      });
+    }
+    return entries.sort((a, b) => a.containerId.localeCompare(b.containerId) || a.cimPath.localeCompare(b.cimPath));
+  }
+}

@@ -1,0 +1,173 @@
+#!/usr/bin/env node
+// The cimq command: `cimq worker` runs the node daemon; the other commands
+// are a client of it (or read the cache directly, for `path` and `ls`).
+import { Command, Option } from 'commander';
+import Table from 'cli-table3';
+import { CimqClient } from './client.js';
+import { ConfigError, loadConfig, type ConfigOverrides } from './config.js';
+import { startDaemon } from './daemon.js';
+import { CimqError } from './errors.js';
+import { createLogger } from './log.js';
+import { probe, RedisUnreachableError } from './redis.js';
+import type { MountEntry } from './contract.js';
+
+interface GlobalOpts {
+  redisUrl?: string;
+  node?: string;
+  prefix?: string;
+  timeoutMs?: string;
+  json?: boolean;
+}
+
+const program = new Command();
+program
+  .name('cimq')
+  .description('Mount Windows CimFS container layers through a Redis-backed queue, safely across crashes')
+  .option('--redis-url <url>', 'Redis URL (env REDIS_URL, default redis://127.0.0.1:6379)')
+  .option('--node <name>', 'node whose queue and cache to use (env CIMQ_NODE, default the host name)')
+  .option('--prefix <prefix>', 'Redis key prefix (env CIMQ_PREFIX, default cimq)')
+  .option('--timeout-ms <ms>', 'how long to wait for a job result (env CIMQ_TIMEOUT_MS, default 60000)')
+  .option('--json', 'print JSON instead of text')
+  .showHelpAfterError();
+
+function overrides(extra: ConfigOverrides = {}): ConfigOverrides {
+  const g = program.opts<GlobalOpts>();
+  const o: ConfigOverrides = { ...extra };
+  if (g.redisUrl) o.redisUrl = g.redisUrl;
+  if (g.node) o.node = g.node;
+  if (g.prefix) o.prefix = g.prefix;
+  if (g.timeoutMs) o.timeoutMs = g.timeoutMs;
+  return o;
+}
+
+async function withClient<T>(fn: (c: CimqClient) => Promise<T>): Promise<T> {
+  const config = loadConfig(overrides());
+  await probe(config.redisUrl);
+  const client = new CimqClient({
+    redisUrl: config.redisUrl, node: config.node, prefix: config.prefix, timeoutMs: config.timeoutMs,
+  });
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+function print(value: unknown, text: string): void {
+  console.log(program.opts<GlobalOpts>().json ? JSON.stringify(value, null, 2) : text);
+}
+
+program
+  .command('worker')
+  .description('run the node daemon: take jobs off this node\'s queue and mount/unmount through CimFS')
+  .option('--threads <n>', 'native call threads (env CIMQ_THREADS, default 8)')
+  .option('--concurrency <n>', 'jobs processed at once (env CIMQ_CONCURRENCY, default 2 x threads)')
+  .addOption(new Option('--backend <kind>', 'cimfs (cimfs.dll) or emulator (env CIMQ_BACKEND)').choices(['cimfs', 'emulator']))
+  .option('--library <path>', 'load the backend library from this path (env CIMQ_LIBRARY)')
+  .option('--allowed-roots <list>', 'cim paths must lie under these roots, separated by the path delimiter (env CIMQ_ALLOWED_ROOTS)')
+  .option('--emulator-root <dir>', 'emulator state directory (env CIMFS_EMULATOR_ROOT)')
+  .option('--emulator-latency-ms <ms>', 'emulator: block each call this long (env CIMFS_EMULATOR_LATENCY_MS)')
+  .option('--log-level <level>', 'trace, debug, info, warn, error (env CIMQ_LOG_LEVEL, default info)')
+  .action(async (o: Record<string, string | undefined>) => {
+    const extra: ConfigOverrides = {};
+    if (o.threads) extra.threads = o.threads;
+    if (o.concurrency) extra.concurrency = o.concurrency;
+    if (o.backend) extra.backend = o.backend;
+    if (o.library) extra.libraryPath = o.library;
+    if (o.allowedRoots) extra.allowedRoots = o.allowedRoots;
+    if (o.emulatorRoot) extra.emulatorRoot = o.emulatorRoot;
+    if (o.emulatorLatencyMs) extra.emulatorLatencyMs = o.emulatorLatencyMs;
+    if (o.logLevel) extra.logLevel = o.logLevel;
+    const config = loadConfig(overrides(extra));
+    const log = createLogger(config.logLevel);
+    const daemon = await startDaemon(config, { log });
+    let signals = 0;
+    const stop = (signal: string) => {
+      if (++signals > 1) {
+        log.warn({ signal }, 'second signal: exiting now');
+        process.exit(130);
+      }
+      log.info({ signal }, 'shutting down: finishing running jobs');
+      daemon.close().then(() => process.exit(0), (err) => {
+        log.error({ err: (err as Error).message }, 'shutdown failed');
+        process.exit(1);
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+
+program
+  .command('mount <cimPath> <containerId>')
+  .description('mount a cim for a container and print its volume path')
+  .option('--flags <n>', 'CIM_MOUNT_IMAGE_FLAGS (default 0x4, CacheFiles)')
+  .action(async (cimPath: string, containerId: string, o: { flags?: string }) => {
+    const flags = o.flags === undefined ? undefined : Number(o.flags);
+    if (flags !== undefined && !Number.isInteger(flags)) throw new CimqError('INVALID_INPUT', `--flags must be a number (got ${o.flags})`);
+    const r = await withClient((c) => c.mount({ containerId, cimPath, ...(flags === undefined ? {} : { flags }) }));
+    print(r, r.volumePath);
+  });
+
+program
+  .command('unmount <cimPath> <containerId>')
+  .description('unmount a cim of a container')
+  .action(async (cimPath: string, containerId: string) => {
+    const r = await withClient((c) => c.unmount(containerId, cimPath));
+    print(r, `unmounted ${r.volumePath}`);
+  });
+
+program
+  .command('path <cimPath> <containerId>')
+  .description('print the volume path of a mounted cim (from the cache; no job)')
+  .action(async (cimPath: string, containerId: string) => {
+    const p = await withClient((c) => c.getMountPath(cimPath, containerId));
+    print({ cimPath, containerId, volumePath: p }, p);
+  });
+
+program
+  .command('cleanup <containerId...>')
+  .description('unmount everything of these containers (cached mounts and their deterministic volume)')
+  .action(async (ids: string[]) => {
+    const results = await withClient(async (c) => {
+      const out = [];
+      for (const id of ids) out.push(await c.cleanup(id));
+      return out;
+    });
+    print(results, results.map((r) => `${r.containerId}: ${r.unmounted.length ? r.unmounted.join(' ') : 'nothing mounted'}`).join('\n'));
+  });
+
+program
+  .command('ls')
+  .description('list the mount cache of the node')
+  .option('--container <id>', 'only this container')
+  .action(async (o: { container?: string }) => {
+    const entries = await withClient((c) => c.list(o.container ? { containerId: o.container } : {}));
+    print(entries, table(entries));
+  });
+
+function table(entries: MountEntry[]): string {
+  if (entries.length === 0) return 'no mounts';
+  const t = new Table({ head: ['CONTAINER', 'CIM PATH', 'VOLUME', 'FLAGS', 'STATE', 'SINCE'], style: { head: [], border: [] } });
+  for (const e of entries) {
+    const since = new Date(e.mountedAt ?? e.updatedAt).toISOString();
+    t.push([e.containerId, e.cimPath, e.volumePath, `0x${e.flags.toString(16)}`, e.state, since]);
+  }
+  return t.toString();
+}
+
+function fail(err: unknown): never {
+  const json = program.opts<GlobalOpts>().json;
+  if (err instanceof CimqError) {
+    if (json) console.error(JSON.stringify({ code: err.code, message: err.detail, hresult: err.hresult }));
+    else console.error(`cimq: ${err.message}`);
+    process.exit(1);
+  }
+  if (err instanceof ConfigError || err instanceof RedisUnreachableError) {
+    console.error(`cimq: ${err.message}`);
+    process.exit(2);
+  }
+  console.error(`cimq: ${(err as Error)?.stack ?? String(err)}`);
+  process.exit(1);
+}
+
+program.parseAsync(process.argv).catch(fail);

@@ -1,0 +1,145 @@
+// The client library for orchestrators: enqueue a job on a node's queue and
+// wait for its result, or read the cache directly for a mount path.
+import { Queue, QueueEvents, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { MountCache } from './cache.js';
+import { loadConfig, type ConfigOverrides } from './config.js';
+import type {
+  CleanupResult, JobName, JobPayloads, JobResults, MountEntry, MountRequest, MountResult, UnmountResult,
+} from './contract.js';
+import { CimqError } from './errors.js';
+import { queueName } from './keys.js';
+import { connect } from './redis.js';
+
+export interface ClientOptions {
+  /** redis:// URL; default REDIS_URL or redis://127.0.0.1:6379. */
+  redisUrl?: string;
+  /** The node whose daemon should run the jobs; default CIMQ_NODE or this host. */
+  node?: string;
+  prefix?: string;
+  /** How long to wait for a job's result; default CIMQ_TIMEOUT_MS or 60 s. */
+  timeoutMs?: number;
+  /** BullMQ options for every job; merged over the defaults below. */
+  jobOptions?: JobsOptions;
+}
+
+/**
+ * Retries for transient failures (permanent ones fail at once, whatever the
+ * attempts), and bounded retention so finished jobs do not pile up in Redis.
+ */
+export const DEFAULT_JOB_OPTIONS: JobsOptions = {
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 500 },
+  removeOnComplete: { age: 3600, count: 10_000 },
+  removeOnFail: { age: 24 * 3600, count: 10_000 },
+};
+
+export class CimqClient {
+  readonly node: string;
+  readonly prefix: string;
+  private readonly timeoutMs: number;
+  private readonly redis: Redis;
+  private readonly queue: Queue;
+  private readonly events: QueueEvents;
+  /** QueueEvents blocks on XREAD, so it needs a connection of its own. */
+  private readonly eventsRedis: Redis;
+  private readonly cache: MountCache;
+  private ready: Promise<void> | undefined;
+
+  constructor(opts: ClientOptions = {}) {
+    const overrides: ConfigOverrides = {};
+    if (opts.redisUrl) overrides.redisUrl = opts.redisUrl;
+    if (opts.node) overrides.node = opts.node;
+    if (opts.prefix) overrides.prefix = opts.prefix;
+    if (opts.timeoutMs) overrides.timeoutMs = opts.timeoutMs;
+    const config = loadConfig(overrides);
+    this.node = config.node;
+    this.prefix = config.prefix;
+    this.timeoutMs = config.timeoutMs;
+    this.redis = connect(config.redisUrl);
+    this.redis.on('error', () => {}); // surfaced by the calls that fail
+    const name = queueName(this.node);
+    this.queue = new Queue(name, {
+      connection: this.redis,
+      prefix: this.prefix,
+      defaultJobOptions: { ...DEFAULT_JOB_OPTIONS, ...opts.jobOptions },
+    });
+    this.eventsRedis = this.redis.duplicate();
+    this.eventsRedis.on('error', () => {});
+    this.events = new QueueEvents(name, { connection: this.eventsRedis, prefix: this.prefix });
+    this.events.on('error', () => {});
+    this.cache = new MountCache(this.redis, this.prefix, this.node);
+  }
+
+  private waitReady(): Promise<void> {
+    // QueueEvents must be listening before a job is added, or a fast result is missed.
+    this.ready ??= Promise.all([this.queue.waitUntilReady(), this.events.waitUntilReady()]).then(() => undefined);
+    return this.ready;
+  }
+
+  /** Enqueues one job and waits for its result; failures throw CimqError. */
+  async run<N extends JobName>(name: N, data: JobPayloads[N]): Promise<JobResults[N]> {
+    await this.waitReady();
+    const job = await this.queue.add(name, data);
+    try {
+      return (await job.waitUntilFinished(this.events, this.timeoutMs)) as JobResults[N];
+    } catch (err) {
+      const message = (err as Error).message ?? String(err);
+      if (/timed out before finishing/.test(message)) {
+        throw new CimqError('TIMEOUT',
+          `${name} job ${job.id} on node ${this.node} not finished after ${this.timeoutMs} ms; is "cimq worker" running for node ${this.node}?`,
+          undefined, false);
+      }
+      throw CimqError.fromFailedReason(message);
+    }
+  }
+
+  mount(req: MountRequest): Promise<MountResult> {
+    return this.run('mount', req);
+  }
+
+  unmount(containerId: string, cimPath: string): Promise<UnmountResult> {
+    return this.run('unmount', { containerId, cimPath });
+  }
+
+  cleanup(containerId: string): Promise<CleanupResult> {
+    return this.run('cleanup', { containerId });
+  }
+
+  /** The volume path of a mounted cim, from the cache; no job. */
+  async getMountPath(cimPath: string, containerId: string): Promise<string> {
+    const e = await this.cache.get(containerId, cimPath);
+    if (!e || e.state !== 'mounted') throw new CimqError('NOT_MOUNTED', `cim ${cimPath} not mounted`);
+    return e.volumePath;
+  }
+
+  list(filter: { containerId?: string } = {}): Promise<MountEntry[]> {
+    return this.cache.list(filter);
+  }
+
+  // The seed's API (hcsshim internal/cim/mount.go), for drop-in use.
+
+  /** MountCimLayer: mounts with CacheFiles and returns the volume path. */
+  async mountCimLayer(cimPath: string, containerId: string): Promise<string> {
+    return (await this.mount({ cimPath, containerId })).volumePath;
+  }
+
+  async unmountCimLayer(cimPath: string, containerId: string): Promise<void> {
+    await this.unmount(containerId, cimPath);
+  }
+
+  getCimMountPath(cimPath: string, containerId: string): Promise<string> {
+    return this.getMountPath(cimPath, containerId);
+  }
+
+  async cleanupContainerMounts(containerId: string): Promise<void> {
+    await this.cleanup(containerId);
+  }
+
+  async close(): Promise<void> {
+    await this.events.close();
+    await this.queue.close();
+    // Connections passed in are not closed by BullMQ: close both ourselves.
+    await Promise.all([this.eventsRedis, this.redis].map((r) => r.quit().catch(() => r.disconnect())));
+  }
+}

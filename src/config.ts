@@ -1,0 +1,115 @@
+// Configuration from the environment, overridable by CLI flags. One place
+// decides every default, so the daemon, the client and the CLI agree.
+import os from 'node:os';
+import path from 'node:path';
+import { BACKEND_KINDS, defaultBackendKind, type BackendKind } from '../native/backend.js';
+import { checkAllowedRoot, type PathFlavor } from './validate.js';
+
+export interface Config {
+  redisUrl: string;
+  node: string;
+  prefix: string;
+  /** Piscina threads: native calls that can block at once. */
+  threads: number;
+  /** BullMQ jobs processed at once. */
+  concurrency: number;
+  backend: BackendKind;
+  /** Where the backend library is loaded from; default per backend. */
+  libraryPath?: string;
+  /** Cim paths must lie under one of these; empty allows any absolute path. */
+  allowedRoots: string[];
+  flavor: PathFlavor;
+  /** How long a client waits for a job's result. */
+  timeoutMs: number;
+  logLevel: string;
+}
+
+export type ConfigOverrides = Partial<{
+  redisUrl: string;
+  node: string;
+  prefix: string;
+  threads: string | number;
+  concurrency: string | number;
+  backend: string;
+  libraryPath: string;
+  allowedRoots: string;
+  emulatorRoot: string;
+  emulatorLatencyMs: string | number;
+  timeoutMs: string | number;
+  logLevel: string;
+}>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function int(name: string, v: string | number | undefined, def: number, min: number, max: number): number {
+  if (v === undefined || v === '') return def;
+  const n = typeof v === 'number' ? v : Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max} (got ${JSON.stringify(v)})`);
+  }
+  return n;
+}
+
+/** Node names become Redis hash tags and queue names: keep them tame. */
+const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const PREFIX = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {
+  const pick = <K extends keyof ConfigOverrides>(k: K, envName: string) => overrides[k] ?? env[envName];
+  const node = String(pick('node', 'CIMQ_NODE') || os.hostname());
+  if (!NODE_NAME.test(node)) {
+    throw new ConfigError(`node name ${JSON.stringify(node)} must be letters, digits, ".", "_" or "-" (set CIMQ_NODE or --node)`);
+  }
+  const prefix = String(pick('prefix', 'CIMQ_PREFIX') || 'cimq');
+  if (!PREFIX.test(prefix)) {
+    throw new ConfigError(`prefix ${JSON.stringify(prefix)} must be letters, digits, ".", "_" or "-" (CIMQ_PREFIX or --prefix)`);
+  }
+  const backend = String(pick('backend', 'CIMQ_BACKEND') || defaultBackendKind());
+  if (!(BACKEND_KINDS as readonly string[]).includes(backend)) {
+    throw new ConfigError(`backend ${JSON.stringify(backend)} is not one of ${BACKEND_KINDS.join(', ')} (CIMQ_BACKEND or --backend)`);
+  }
+  const flavor: PathFlavor = process.platform === 'win32' ? 'win32' : 'posix';
+  const rootsRaw = String(pick('allowedRoots', 'CIMQ_ALLOWED_ROOTS') ?? '');
+  const allowedRoots = rootsRaw.split(path.delimiter).map((s) => s.trim()).filter(Boolean);
+  for (const r of allowedRoots) {
+    const e = checkAllowedRoot(r, flavor);
+    if (e) throw new ConfigError(`${e} (CIMQ_ALLOWED_ROOTS, separated by "${path.delimiter}")`);
+  }
+
+  // The emulator reads its knobs from the process environment on every call,
+  // so flags given on the command line are passed on through it.
+  const emulatorRoot = overrides.emulatorRoot;
+  if (emulatorRoot) process.env.CIMFS_EMULATOR_ROOT = path.resolve(emulatorRoot);
+  if (overrides.emulatorLatencyMs !== undefined) {
+    process.env.CIMFS_EMULATOR_LATENCY_MS = String(int('emulator latency', overrides.emulatorLatencyMs, 0, 0, 3_600_000));
+  }
+
+  const threads = int('CIMQ_THREADS', pick('threads', 'CIMQ_THREADS'), 8, 1, 256);
+  const libraryPath = pick('libraryPath', 'CIMQ_LIBRARY');
+  return {
+    redisUrl: String(pick('redisUrl', 'REDIS_URL') || 'redis://127.0.0.1:6379'),
+    node,
+    prefix,
+    threads,
+    concurrency: int('CIMQ_CONCURRENCY', pick('concurrency', 'CIMQ_CONCURRENCY'), threads * 2, 1, 10_000),
+    backend: backend as BackendKind,
+    ...(libraryPath ? { libraryPath: String(libraryPath) } : {}),
+    allowedRoots,
+    flavor,
+    timeoutMs: int('CIMQ_TIMEOUT_MS', pick('timeoutMs', 'CIMQ_TIMEOUT_MS'), 60_000, 1, 86_400_000),
+    logLevel: String(pick('logLevel', 'CIMQ_LOG_LEVEL') || 'info'),
+  };
+}
+
+/** redis://user:secret@host → redis://user:***@host, for logs and errors. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+  }
+}

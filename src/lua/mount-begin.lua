@@ -1,0 +1,35 @@
+-- Intent for a mount, written before the native call.
+-- KEYS: 1 mount hash, 2 container set, 3 node index, 4 BullMQ job hash
+-- ARGV: 1 containerId, 2 cimPath, 3 volumeGuid, 4 volumePath, 5 flags, 6 now (ms)
+-- Returns {'done', resultJson} when this job already completed its effect
+-- (a redelivered job), {'mounted', flags}, {'conflict', otherCimPath},
+-- {'resumed'} for an entry an interrupted job left, or {'created'}.
+local done = redis.call('HGET', KEYS[4], 'cimqResult')
+if done then return {'done', done} end
+
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'mounted' then
+  return {'mounted', redis.call('HGET', KEYS[1], 'flags')}
+end
+if state then
+  -- 'mounting' or 'unmounting' from a job that died mid-call: mount again;
+  -- the processor treats ALREADY_EXISTS as success for a resumed entry.
+  redis.call('HSET', KEYS[1], 'state', 'mounting', 'flags', ARGV[5], 'updatedAt', ARGV[6])
+  return {'resumed'}
+end
+
+-- One volume GUID per container: another cim of this container holds it.
+-- Its cim path is the key's suffix, so no undeclared key is read.
+local keyPrefixLen = #KEYS[1] - #ARGV[2]
+for _, other in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if other ~= KEYS[1] then
+    return {'conflict', string.sub(other, keyPrefixLen + 1)}
+  end
+end
+
+redis.call('HSET', KEYS[1],
+  'containerId', ARGV[1], 'cimPath', ARGV[2], 'volumeGuid', ARGV[3],
+  'volumePath', ARGV[4], 'flags', ARGV[5], 'state', 'mounting', 'updatedAt', ARGV[6])
+redis.call('SADD', KEYS[2], KEYS[1])
+redis.call('SADD', KEYS[3], KEYS[1])
+return {'created'}
