@@ -1,0 +1,112 @@
+// The daemon as users run it: `cimq worker` in its own process, driven by
+// the `cimq` CLI in others.
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { volumeGuid, volumePath } from '../dist/src/index.js';
+import { CLI, createTestEnv, type TestEnv } from './support/env.js';
+
+const run = promisify(execFile);
+let env: TestEnv;
+let daemon: ChildProcess;
+let daemonLog = '';
+
+async function cimq(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: env.childEnv(), timeout: 20_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+beforeAll(async () => {
+  env = await createTestEnv('cli');
+  daemon = spawn(process.execPath, [CLI, 'worker', '--allowed-roots', env.layers], {
+    env: env.childEnv(), stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  daemon.stdout!.on('data', (d) => (daemonLog += d));
+  daemon.stderr!.on('data', (d) => (daemonLog += d));
+  const deadline = Date.now() + 15_000;
+  while (!daemonLog.includes('cimq worker ready')) {
+    if (Date.now() > deadline || daemon.exitCode !== null) throw new Error(`daemon did not start:\n${daemonLog}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+});
+
+afterAll(async () => {
+  if (daemon && daemon.exitCode === null) {
+    const exited = new Promise((r) => daemon.once('exit', r));
+    daemon.kill('SIGTERM');
+    await exited;
+  }
+  await env.dispose();
+});
+
+describe('cimq CLI against a cimq worker child process', () => {
+  it('mounts, shows, lists, unmounts and cleans up', async () => {
+    const cim = env.cim('cli layer.cim');
+    const vol = volumePath(volumeGuid('cli-1'));
+
+    const m = await cimq('mount', cim, 'cli-1');
+    expect(m).toMatchObject({ code: 0, stdout: `${vol}\n` });
+    expect(env.mountedVolumes()).toEqual([`Volume{${volumeGuid('cli-1')}}`]);
+
+    expect(await cimq('path', cim, 'cli-1')).toMatchObject({ code: 0, stdout: `${vol}\n` });
+
+    const ls = await cimq('ls', '--json');
+    expect(JSON.parse(ls.stdout)).toEqual([expect.objectContaining({ containerId: 'cli-1', cimPath: cim, volumePath: vol, state: 'mounted', flags: 4 })]);
+    const table = await cimq('ls');
+    expect(table.stdout).toContain('cli-1');
+    expect(table.stdout).toContain('mounted');
+
+    expect(await cimq('unmount', cim, 'cli-1')).toMatchObject({ code: 0, stdout: `unmounted ${vol}\n` });
+    expect(env.mountedVolumes()).toEqual([]);
+    expect(await cimq('ls')).toMatchObject({ code: 0, stdout: 'no mounts\n' });
+
+    await cimq('mount', cim, 'cli-2');
+    const c = await cimq('--json', 'cleanup', 'cli-2', 'cli-none');
+    expect(JSON.parse(c.stdout)).toEqual([
+      { containerId: 'cli-2', unmounted: [volumePath(volumeGuid('cli-2'))] },
+      { containerId: 'cli-none', unmounted: [] },
+    ]);
+    expect(env.mountedVolumes()).toEqual([]);
+  });
+
+  it('reports errors with their code and a non-zero exit', async () => {
+    const cim = env.cim('never.cim');
+    const r = await cimq('unmount', cim, 'cli-3');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`cimq: NOT_MOUNTED: cim ${cim} not mounted`);
+    const p = await cimq('path', cim, 'cli-3');
+    expect(p.code).toBe(1);
+    expect(p.stderr).toContain('NOT_MOUNTED');
+    const bad = await cimq('mount', '/etc/hosts', 'cli-3');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/INVALID_INPUT: mount: cimPath: is outside the allowed roots/);
+  });
+
+  it('logs the jobs it ran as JSON lines with job and container ids', () => {
+    const lines = daemonLog.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toContainEqual(expect.objectContaining({ msg: 'mounted', containerId: 'cli-1', volumeGuid: volumeGuid('cli-1'), jobId: expect.any(String) }));
+  });
+});
+
+describe('start-up without Redis', () => {
+  it('exits with a message that names the URL and how to start Redis', async () => {
+    const { stderr, code } = await new Promise<{ stderr: string; code: number | null }>((resolve) => {
+      const p = spawn(process.execPath, [CLI, 'worker'], {
+        env: env.childEnv({ REDIS_URL: 'redis://user:hunter2@127.0.0.1:1' }), stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let err = '';
+      p.stderr!.on('data', (d) => (err += d));
+      p.on('exit', (c) => resolve({ stderr: err, code: c }));
+    });
+    expect(code).toBe(2);
+    expect(stderr).toContain('cannot reach Redis at redis://user:***@127.0.0.1:1');
+    expect(stderr).toContain('docker compose up -d redis');
+    expect(stderr).toContain('apt-get install redis-server');
+    expect(stderr).not.toContain('hunter2');
+  });
+});
