@@ -36,11 +36,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (daemon && daemon.exitCode === null) {
-    const exited = new Promise((r) => daemon.once('exit', r));
-    daemon.kill('SIGTERM');
-    await exited;
-  }
+  if (daemon && daemon.exitCode === null) daemon.kill('SIGKILL');
   await env.dispose();
 });
 
@@ -90,6 +86,13 @@ describe('cimq CLI against a cimq worker child process', () => {
   it('logs the jobs it ran as JSON lines with job and container ids', () => {
     const lines = daemonLog.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toContainEqual(expect.objectContaining({ msg: 'mounted', containerId: 'cli-1', volumeGuid: volumeGuid('cli-1'), jobId: expect.any(String) }));
+  });
+
+  it('stops cleanly on SIGTERM, exit code 0', async () => {
+    const exited = new Promise<number | null>((r) => daemon.once('exit', (code) => r(code)));
+    daemon.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(daemonLog).toContain('cimq worker stopped');
   });
 });
 

@@ -168,3 +168,51 @@ describe('the job contract, without our client', () => {
     await client.cleanup('c-order');
   });
 });
+
+describe('CimFS failures', () => {
+  it('retries a transient HRESULT with backoff, and the retry succeeds', async () => {
+    const cim = env.cim('flaky.cim');
+    const { queue, events, close } = await env.plainProducer();
+    process.env.CIMFS_EMULATOR_FAIL = 'mount:0x8007001F:1'; // first mount call only
+    try {
+      const job = await queue.add('mount', { containerId: 'c-flaky', cimPath: cim }, { attempts: 3, backoff: { type: 'fixed', delay: 50 } });
+      expect(await job.waitUntilFinished(events, 15_000)).toMatchObject({ containerId: 'c-flaky', alreadyMounted: false });
+      const done = await queue.getJob(job.id!);
+      expect(done?.attemptsMade).toBe(2);
+      expect(env.mountedVolumes()).toContain(`Volume{${volumeGuid('c-flaky')}}`);
+    } finally {
+      delete process.env.CIMFS_EMULATOR_FAIL;
+      await close();
+    }
+    await client.cleanup('c-flaky');
+  });
+
+  it('fails a permanent HRESULT once with CIMFS_ERROR, the HRESULT, and no entry', async () => {
+    const cim = env.cim('denied.cim');
+    process.env.CIMFS_EMULATOR_FAIL = 'mount:0x80070005';
+    try {
+      const err = await client.mount({ containerId: 'c-denied', cimPath: cim }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CimqError);
+      expect(err).toMatchObject({ code: 'CIMFS_ERROR', hresult: 0x80070005 });
+      expect((err as Error).message).toBe(`CIMFS_ERROR: cim Mount ${cim} ${volumeGuid('c-denied')}: Access is denied. (0x80070005)`);
+    } finally {
+      delete process.env.CIMFS_EMULATOR_FAIL;
+    }
+    expect(await client.list({ containerId: 'c-denied' })).toEqual([]);
+  });
+
+  it('keeps the entry mounted when a dismount fails, so the volume is not forgotten', async () => {
+    const cim = env.cim('stuck.cim');
+    await client.mount({ containerId: 'c-stuck', cimPath: cim });
+    process.env.CIMFS_EMULATOR_FAIL = 'dismount:0x80070005';
+    try {
+      await expect(client.unmount('c-stuck', cim)).rejects.toMatchObject({ code: 'CIMFS_ERROR', hresult: 0x80070005 });
+    } finally {
+      delete process.env.CIMFS_EMULATOR_FAIL;
+    }
+    expect(await client.list({ containerId: 'c-stuck' })).toEqual([expect.objectContaining({ state: 'mounted' })]);
+    expect(await client.getCimMountPath(cim, 'c-stuck')).toBe(volumePath(volumeGuid('c-stuck')));
+    await client.unmount('c-stuck', cim);
+    expect(env.mountedVolumes()).not.toContain(`Volume{${volumeGuid('c-stuck')}}`);
+  });
+});
