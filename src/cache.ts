@@ -116,11 +116,6 @@ export class MountCache {
     return r === 1;
   }
 
-  async beginUnmount(containerId: string, cimPath: string, jobId: string, now = Date.now()): Promise<UnmountBegin> {
-    const k = this.keys;
-    return this.beginUnmountKey(k.mount(containerId, cimPath), jobId, now);
-  }
-
   async beginUnmountKey(mountKey: string, jobId: string, now = Date.now()): Promise<UnmountBegin> {
     const r = (await this.script('unmountBegin')(mountKey, this.keys.job(jobId), now)) as string[];
     switch (r[0]) {

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // The cimq command: `cimq worker` runs the node daemon; the other commands
 // are a client of it (or read the cache directly, for `path` and `ls`).
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import Table from 'cli-table3';
 import { CimqClient } from './client.js';
-import { ConfigError, loadConfig, type ConfigOverrides } from './config.js';
+import { ConfigError, int, loadConfig, type ConfigOverrides } from './config.js';
 import { startDaemon } from './daemon.js';
 import { CimqError } from './errors.js';
 import { createLogger } from './log.js';
@@ -75,8 +76,12 @@ program
     if (o.backend) extra.backend = o.backend;
     if (o.library) extra.libraryPath = o.library;
     if (o.allowedRoots) extra.allowedRoots = o.allowedRoots;
-    if (o.emulatorRoot) extra.emulatorRoot = o.emulatorRoot;
-    if (o.emulatorLatencyMs) extra.emulatorLatencyMs = o.emulatorLatencyMs;
+    // The emulator reads its knobs from the process environment on every
+    // call, so its flags are passed on through it.
+    if (o.emulatorRoot) process.env.CIMFS_EMULATOR_ROOT = path.resolve(o.emulatorRoot);
+    if (o.emulatorLatencyMs) {
+      process.env.CIMFS_EMULATOR_LATENCY_MS = String(int('--emulator-latency-ms', o.emulatorLatencyMs, 0, 0, 3_600_000));
+    }
     if (o.logLevel) extra.logLevel = o.logLevel;
     const config = loadConfig(overrides(extra));
     const log = createLogger(config.logLevel);

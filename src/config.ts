@@ -33,8 +33,6 @@ export type ConfigOverrides = Partial<{
   backend: string;
   libraryPath: string;
   allowedRoots: string;
-  emulatorRoot: string;
-  emulatorLatencyMs: string | number;
   timeoutMs: string | number;
   logLevel: string;
 }>;
@@ -43,7 +41,7 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-function int(name: string, v: string | number | undefined, def: number, min: number, max: number): number {
+export function int(name: string, v: string | number | undefined, def: number, min: number, max: number): number {
   if (v === undefined || v === '') return def;
   const n = typeof v === 'number' ? v : Number(v);
   if (!Number.isInteger(n) || n < min || n > max) {
@@ -76,14 +74,6 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   for (const r of allowedRoots) {
     const e = checkAllowedRoot(r, flavor);
     if (e) throw new ConfigError(`${e} (CIMQ_ALLOWED_ROOTS, separated by "${path.delimiter}")`);
-  }
-
-  // The emulator reads its knobs from the process environment on every call,
-  // so flags given on the command line are passed on through it.
-  const emulatorRoot = overrides.emulatorRoot;
-  if (emulatorRoot) process.env.CIMFS_EMULATOR_ROOT = path.resolve(emulatorRoot);
-  if (overrides.emulatorLatencyMs !== undefined) {
-    process.env.CIMFS_EMULATOR_LATENCY_MS = String(int('emulator latency', overrides.emulatorLatencyMs, 0, 0, 3_600_000));
   }
 
   const threads = int('CIMQ_THREADS', pick('threads', 'CIMQ_THREADS'), 8, 1, 256);
