@@ -2,32 +2,15 @@
 // a set of each container's mounts, and an index of the node's mounts.
 // Writes go only through the Lua scripts in ./lua (one atomic step each);
 // only the processor calls them. Reads are plain commands, for anyone.
-import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { LuaScripts } from './scripts.js';
 import { cacheKeys, type CacheKeys } from './keys.js';
 import type { MountEntry, MountState } from './contract.js';
-
-const SCRIPTS = {
-  mountBegin: 4,
-  mountCommit: 2,
-  mountAbort: 3,
-  unmountBegin: 2,
-  unmountFinish: 4,
-  unmountRevert: 1,
-  recordResult: 1,
-} as const;
-type ScriptName = keyof typeof SCRIPTS;
-
-function scriptFile(name: ScriptName): string {
-  const file = name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-  return readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), 'utf8');
-}
-
-type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 
 export type MountBegin =
   | { kind: 'done'; result: string }
   | { kind: 'mounted'; flags: number }
+  | { kind: 'mine'; flags: number }
   | { kind: 'conflict'; otherCimPath: string }
   | { kind: 'resumed' }
   | { kind: 'created' };
@@ -57,12 +40,13 @@ export function entryFromHash(key: string, h: Record<string, string>): MountEntr
     state: h.state as MountState,
     ...(h.mountedAt ? { mountedAt: Number(h.mountedAt) } : {}),
     updatedAt: Number(h.updatedAt ?? 0),
+    ...(h.jobId ? { jobId: h.jobId } : {}),
   };
 }
 
 export class MountCache {
   readonly keys: CacheKeys;
-  private readonly scripts = new Map<ScriptName, ScriptFn>();
+  private readonly scripts: LuaScripts;
 
   constructor(
     private readonly redis: Redis,
@@ -70,21 +54,11 @@ export class MountCache {
     node: string,
   ) {
     this.keys = cacheKeys(prefix, node);
+    this.scripts = new LuaScripts(redis);
   }
 
-  /** Registers the Lua scripts (EVALSHA with a fallback to EVAL, by ioredis). */
-  private script(name: ScriptName): ScriptFn {
-    let fn = this.scripts.get(name);
-    if (!fn) {
-      const command = `cimq_${name}`;
-      const r = this.redis as unknown as Record<string, ScriptFn>;
-      if (typeof r[command] !== 'function') {
-        this.redis.defineCommand(command, { numberOfKeys: SCRIPTS[name], lua: scriptFile(name) });
-      }
-      fn = r[command]!.bind(this.redis);
-      this.scripts.set(name, fn);
-    }
-    return fn;
+  private script(name: Parameters<LuaScripts['get']>[0]) {
+    return this.scripts.get(name);
   }
 
   // ---- writes: the processor's state transitions ----
@@ -93,11 +67,12 @@ export class MountCache {
     const k = this.keys;
     const r = (await this.script('mountBegin')(
       k.mount(m.containerId, m.cimPath), k.container(m.containerId), k.index, k.job(jobId),
-      m.containerId, m.cimPath, m.volumeGuid, m.volumePath, m.flags, now,
+      m.containerId, m.cimPath, m.volumeGuid, m.volumePath, m.flags, now, jobId,
     )) as string[];
     switch (r[0]) {
       case 'done': return { kind: 'done', result: r[1]! };
       case 'mounted': return { kind: 'mounted', flags: Number(r[1]) };
+      case 'mine': return { kind: 'mine', flags: Number(r[1]) };
       case 'conflict': return { kind: 'conflict', otherCimPath: r[1]! };
       case 'resumed': return { kind: 'resumed' };
       default: return { kind: 'created' };
@@ -117,7 +92,7 @@ export class MountCache {
   }
 
   async beginUnmountKey(mountKey: string, jobId: string, now = Date.now()): Promise<UnmountBegin> {
-    const r = (await this.script('unmountBegin')(mountKey, this.keys.job(jobId), now)) as string[];
+    const r = (await this.script('unmountBegin')(mountKey, this.keys.job(jobId), now, jobId)) as string[];
     switch (r[0]) {
       case 'done': return { kind: 'done', result: r[1]! };
       case 'missing': return { kind: 'missing' };
@@ -141,6 +116,26 @@ export class MountCache {
     await this.script('recordResult')(this.keys.job(jobId), JSON.stringify(result));
   }
 
+  /**
+   * Takes the job's place in its container's durable order (kept on
+   * redelivery); returns the ids of earlier jobs still pending.
+   */
+  async claimOrder(containerId: string, jobId: string): Promise<string[]> {
+    return (await this.script('orderClaim')(this.keys.pending(containerId), this.keys.seq, jobId)) as string[];
+  }
+
+  async releaseOrder(containerId: string, ...jobIds: string[]): Promise<void> {
+    if (jobIds.length) await this.script('orderRelease')(this.keys.pending(containerId), ...jobIds);
+  }
+
+  /** Resolves an interrupted entry; see reconcile-entry.lua. */
+  async reconcileEntry(e: MountEntry, outcome: 'mounted' | 'deleted', unmountResult?: unknown, now = Date.now()): Promise<boolean> {
+    const k = this.keys;
+    const r = await this.script('reconcileEntry')(e.key, k.container(e.containerId), k.index, k.job(e.jobId ?? ''),
+      e.state, outcome, now, unmountResult === undefined ? '' : JSON.stringify(unmountResult));
+    return r === 1;
+  }
+
   // ---- reads ----
 
   /** The recorded result of a job whose effect already happened, if any. */
@@ -149,7 +144,10 @@ export class MountCache {
   }
 
   async get(containerId: string, cimPath: string): Promise<MountEntry | null> {
-    const key = this.keys.mount(containerId, cimPath);
+    return this.getKey(this.keys.mount(containerId, cimPath));
+  }
+
+  async getKey(key: string): Promise<MountEntry | null> {
     return entryFromHash(key, await this.redis.hgetall(key));
   }
 

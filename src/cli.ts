@@ -85,7 +85,7 @@ program
     if (o.logLevel) extra.logLevel = o.logLevel;
     const config = loadConfig(overrides(extra));
     const log = createLogger(config.logLevel);
-    const daemon = await startDaemon(config, { log });
+    const daemon = await startDaemon(config, { log, onFatal: () => process.exit(1) });
     let signals = 0;
     const stop = (signal: string) => {
       if (++signals > 1) {

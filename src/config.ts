@@ -22,6 +22,20 @@ export interface Config {
   /** How long a client waits for a job's result. */
   timeoutMs: number;
   logLevel: string;
+  /** BullMQ job lock: a dead daemon's jobs come back this long after it died. */
+  lockMs: number;
+  /** How often BullMQ looks for jobs whose lock lapsed. */
+  stalledIntervalMs: number;
+  /** Redeliveries after a daemon death before BullMQ gives a job up. */
+  maxStalledCount: number;
+  /** The node lease: how long a dead daemon on another host blocks a standby. */
+  leaseMs: number;
+  /** A native call running longer is reported stuck and its job fails (0: never). */
+  callDeadlineMs: number;
+  /** On SIGTERM/SIGINT, how long running jobs get to finish before exit. */
+  shutdownTimeoutMs: number;
+  /** Health endpoints; null when off. */
+  http: { host: string; port: number } | null;
 }
 
 export type ConfigOverrides = Partial<{
@@ -35,6 +49,14 @@ export type ConfigOverrides = Partial<{
   allowedRoots: string;
   timeoutMs: string | number;
   logLevel: string;
+  lockMs: string | number;
+  stalledIntervalMs: string | number;
+  maxStalledCount: string | number;
+  leaseMs: string | number;
+  callDeadlineMs: string | number;
+  shutdownTimeoutMs: string | number;
+  httpPort: string | number;
+  httpHost: string;
 }>;
 
 export class ConfigError extends Error {
@@ -90,7 +112,20 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     flavor,
     timeoutMs: int('CIMQ_TIMEOUT_MS', pick('timeoutMs', 'CIMQ_TIMEOUT_MS'), 60_000, 1, 86_400_000),
     logLevel: String(pick('logLevel', 'CIMQ_LOG_LEVEL') || 'info'),
+    lockMs: int('CIMQ_LOCK_MS', pick('lockMs', 'CIMQ_LOCK_MS'), 5000, 500, 600_000),
+    stalledIntervalMs: int('CIMQ_STALLED_INTERVAL_MS', pick('stalledIntervalMs', 'CIMQ_STALLED_INTERVAL_MS'), 3000, 100, 600_000),
+    maxStalledCount: int('CIMQ_MAX_STALLED', pick('maxStalledCount', 'CIMQ_MAX_STALLED'), 5, 0, 1000),
+    leaseMs: int('CIMQ_LEASE_MS', pick('leaseMs', 'CIMQ_LEASE_MS'), 5000, 300, 600_000),
+    callDeadlineMs: int('CIMQ_CALL_DEADLINE_MS', pick('callDeadlineMs', 'CIMQ_CALL_DEADLINE_MS'), 120_000, 0, 86_400_000),
+    shutdownTimeoutMs: int('CIMQ_SHUTDOWN_TIMEOUT_MS', pick('shutdownTimeoutMs', 'CIMQ_SHUTDOWN_TIMEOUT_MS'), 30_000, 0, 86_400_000),
+    http: httpConfig(pick('httpPort', 'CIMQ_HTTP_PORT'), pick('httpHost', 'CIMQ_HTTP_HOST')),
   };
+}
+
+/** CIMQ_HTTP_PORT: a port (0 picks a free one) or "off"; loopback unless CIMQ_HTTP_HOST says otherwise. */
+function httpConfig(port: string | number | undefined, host: string | undefined): Config['http'] {
+  if (port === 'off') return null;
+  return { host: host || '127.0.0.1', port: int('CIMQ_HTTP_PORT', port, 9540, 0, 65535) };
 }
 
 /** redis://user:secret@host → redis://user:***@host, for logs and errors. */

@@ -85,4 +85,6 @@ export interface MountEntry {
   mountedAt?: number;
   /** ms since the epoch of the last state change. */
   updatedAt: number;
+  /** The job that last wrote this entry's intent. */
+  jobId?: string;
 }

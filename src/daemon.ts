@@ -1,13 +1,18 @@
-// The node daemon: a BullMQ Worker on the node's queue, feeding the processor,
-// which runs native calls on the Piscina pool and keeps the cache in Redis.
-import { Worker } from 'bullmq';
+// The node daemon: holds the node lease, reconciles what a dead predecessor
+// left half-done, then runs a BullMQ Worker on the node's queue feeding the
+// processor, which runs native calls on the Piscina pool and keeps the cache.
+import type { Server } from 'node:http';
+import { Queue, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { MountCache } from './cache.js';
 import { redactUrl, type Config } from './config.js';
+import { startHealthServer, serverPort, type Health } from './http.js';
 import { queueName } from './keys.js';
+import { NodeLease } from './lease.js';
 import { createLogger } from './log.js';
 import { NativePool } from './pool.js';
 import { createProcessor } from './processor.js';
+import { reconcile, type ReconcileReport } from './reconcile.js';
 import { connect, probe } from './redis.js';
 import { createValidator } from './validate.js';
 
@@ -16,11 +21,24 @@ export interface Daemon {
   readonly pool: NativePool;
   readonly cache: MountCache;
   readonly worker: Worker;
-  /** Stops taking jobs, lets running ones (and their native calls) finish, then closes. */
+  readonly reconciled: ReconcileReport;
+  /** The health endpoint's port, when it is on. */
+  readonly httpPort: number | null;
+  health(): Health;
+  /**
+   * Stops taking jobs and lets running ones (and their native calls) finish,
+   * for at most shutdownTimeoutMs, then closes. Never aborts a native call.
+   */
   close(): Promise<void>;
 }
 
-export async function startDaemon(config: Config, opts: { log?: Logger } = {}): Promise<Daemon> {
+export interface DaemonOptions {
+  log?: Logger;
+  /** Called when the daemon must stop on its own (another daemon took the node). */
+  onFatal?: (err: Error) => void;
+}
+
+export async function startDaemon(config: Config, opts: DaemonOptions = {}): Promise<Daemon> {
   const log = opts.log ?? createLogger(config.logLevel);
   await probe(config.redisUrl);
 
@@ -31,42 +49,112 @@ export async function startDaemon(config: Config, opts: { log?: Logger } = {}): 
   const redis = connect(config.redisUrl);
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
   const cache = new MountCache(redis, config.prefix, config.node);
+  const name = queueName(config.node);
+
+  let fatal: ((err: Error) => void) | undefined;
+  const lease = new NodeLease(redis, {
+    key: cache.keys.lease,
+    node: config.node,
+    leaseMs: config.leaseMs,
+    log,
+    onLost: (holder) => fatal?.(new Error(`lost node ${config.node} to another cimq worker (${holder}); stopping`)),
+  });
+  if (!(await lease.acquire())) throw new Error('stopped before the node lease was acquired');
+
   const pool = new NativePool({
     backend: config.backend,
     threads: config.threads,
+    callDeadlineMs: config.callDeadlineMs,
     ...(config.libraryPath ? { libraryPath: config.libraryPath } : {}),
   });
-  const processor = createProcessor({ cache, pool, validator: createValidator(config), log });
-  const worker = new Worker(queueName(config.node), processor, {
+  // Resolve what a dead predecessor left half-done before taking any job.
+  const reconciled = await reconcile(cache, pool, log);
+
+  const queue = new Queue(name, { connection: redis, prefix: config.prefix });
+  const processor = createProcessor({
+    cache, pool, validator: createValidator(config), log,
+    jobState: (id) => queue.getJobState(id),
+  });
+  const worker = new Worker(name, processor, {
     connection: redis,
     prefix: config.prefix,
     concurrency: config.concurrency,
-    // Results live on in the job hash only as long as the producer may read them.
-    autorun: true,
+    // A node daemon's jobs are short and its event loop never blocks, so a
+    // short lock is safe, and it bounds how long a dead daemon's jobs wait
+    // before they come back (about lockMs + stalledIntervalMs).
+    lockDuration: config.lockMs,
+    stalledInterval: config.stalledIntervalMs,
+    // Every job is idempotent, so a redelivery after a crash is safe.
+    maxStalledCount: config.maxStalledCount,
+    autorun: false,
   });
   worker.on('error', (err) => log.error({ err: err.message }, 'worker error'));
+  void worker.run().catch((err: Error) => log.error({ err: err.message }, 'worker stopped with an error'));
   await worker.waitUntilReady();
 
+  const health = (): Health => {
+    const reasons: string[] = [];
+    if (redis.status !== 'ready') reasons.push(`redis ${redis.status}`);
+    if (!lease.held) reasons.push('node lease not held');
+    if (!worker.isRunning()) reasons.push('worker not running');
+    const stuck = pool.stuck;
+    if (stuck.length) reasons.push(`${stuck.length} native call(s) past their deadline`);
+    return {
+      ready: reasons.length === 0,
+      reasons,
+      node: config.node,
+      backend: config.backend,
+      redis: redis.status,
+      lease: lease.held,
+      pool: { threads: pool.threads, busy: pool.busy, stuck },
+    };
+  };
+
+  let server: Server | null = null;
+  try {
+    server = config.http ? await startHealthServer(config.http.host, config.http.port, health) : null;
+  } catch (err) {
+    await worker.close(true);
+    await pool.close();
+    await lease.release();
+    redis.disconnect();
+    throw err;
+  }
+  const httpPort = server ? serverPort(server) : null;
+
   log.info({
-    node: config.node, queue: queueName(config.node), prefix: config.prefix, redis: redactUrl(config.redisUrl),
+    node: config.node, queue: name, prefix: config.prefix, redis: redactUrl(config.redisUrl),
     backend: config.backend, threads: config.threads, concurrency: config.concurrency,
-    allowedRoots: config.allowedRoots,
+    allowedRoots: config.allowedRoots, reconciled, http: httpPort === null ? 'off' : `${config.http!.host}:${httpPort}`,
   }, 'cimq worker ready');
 
   let closing: Promise<void> | undefined;
-  return {
-    config,
-    pool,
-    cache,
-    worker,
-    close() {
-      closing ??= (async () => {
-        await worker.close();
+  const close = () => {
+    closing ??= (async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        worker.close().then(() => false),
+        new Promise<boolean>((r) => { timer = setTimeout(() => r(true), config.shutdownTimeoutMs); }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        // Exit without aborting the calls: their jobs come back to the next daemon.
+        log.warn({ busy: pool.busy, timeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout: leaving running jobs to the next daemon');
+      } else {
         await pool.close();
-        await redis.quit().catch(() => redis.disconnect());
-        log.info('cimq worker stopped');
-      })();
-      return closing;
-    },
+        await lease.release();
+      }
+      await queue.close();
+      await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+      await redis.quit().catch(() => redis.disconnect());
+      log.info('cimq worker stopped');
+    })();
+    return closing;
   };
+  fatal = (err) => {
+    log.error({ err: err.message }, 'fatal');
+    void close().finally(() => opts.onFatal?.(err));
+  };
+
+  return { config, pool, cache, worker, reconciled, httpPort, health, close };
 }

@@ -8,6 +8,7 @@ export const ERROR_CODES = [
   'VOLUME_IN_USE', // the container's volume GUID is taken by another mount
   'IMAGE_NOT_FOUND', // the cim file or its directory does not exist on the node
   'CIMFS_ERROR', // cimfs.dll (or the emulator) failed with another HRESULT
+  'NATIVE_TIMEOUT', // a CimFS call did not return in time; it still runs, and is reconciled when it does
   'TIMEOUT', // client side: no result in time (is a daemon running for the node?)
   'INTERNAL', // unexpected failure inside the daemon (Redis, pool); retried
 ] as const;

@@ -24,6 +24,12 @@ export interface CacheKeys {
   container(containerId: string): string;
   /** Set of every mount key of the node: `<prefix>:{<node>}:mounts`. */
   readonly index: string;
+  /** Sorted set of a container's jobs not yet finished, in the order first taken. */
+  pending(containerId: string): string;
+  /** Counter that orders first sightings of jobs: `<prefix>:{<node>}:seq`. */
+  readonly seq: string;
+  /** The node lease, held by the one daemon serving the node. */
+  readonly lease: string;
   /** BullMQ's hash of one job: `<prefix>:{<node>}:<jobId>`. */
   job(jobId: string): string;
 }
@@ -34,6 +40,9 @@ export function cacheKeys(prefix: string, node: string): CacheKeys {
     mount: (containerId, cimPath) => `${base}:mount:${mountId(containerId, cimPath)}`,
     container: (containerId) => `${base}:container:${containerId}`,
     index: `${base}:mounts`,
+    pending: (containerId) => `${base}:pending:${containerId}`,
+    seq: `${base}:seq`,
+    lease: `${base}:daemon`,
     job: (jobId) => `${base}:${jobId}`,
   };
 }

@@ -8,8 +8,27 @@ import type { BackendKind } from '../native/backend.js';
 export interface NativePoolOptions {
   backend: BackendKind;
   threads: number;
+  /** A native call running longer than this is reported stuck (0: never). */
+  callDeadlineMs?: number;
   /** Override where the library is loaded from (tests, unusual installs). */
   libraryPath?: string;
+}
+
+/**
+ * A native call passed its deadline. It still runs on its thread (a thread
+ * inside native code is never terminated); `late` settles when it returns.
+ */
+export class NativeDeadlineError extends Error {
+  override name = 'NativeDeadlineError';
+  constructor(readonly task: NativeTask, readonly deadlineMs: number, readonly late: Promise<NativeResult>) {
+    super(`${task.op} did not return within ${deadlineMs} ms`);
+  }
+}
+
+export interface StuckCall {
+  op: NativeTask['op'];
+  volumeGuid: string;
+  since: number;
 }
 
 // dist/src/pool.js → dist/workers/native-task.js
@@ -19,8 +38,13 @@ export class NativePool {
   private readonly piscina: Piscina;
   readonly threads: number;
   readonly backend: BackendKind;
+  private readonly deadlineMs: number;
+  private readonly stuckCalls = new Set<StuckCall>();
+  /** Native calls completed (or failed) since start. */
+  calls = 0;
 
   constructor(opts: NativePoolOptions) {
+    this.deadlineMs = opts.callDeadlineMs ?? 0;
     const workerData: NativeWorkerData = { backend: opts.backend, ...(opts.libraryPath ? { libraryPath: opts.libraryPath } : {}) };
     this.threads = opts.threads;
     this.backend = opts.backend;
@@ -51,13 +75,34 @@ export class NativePool {
 
   private inFlight = 0;
 
-  private async run(task: NativeTask): Promise<NativeResult> {
+  private run(task: NativeTask): Promise<NativeResult> {
     this.inFlight++;
-    try {
-      return (await this.piscina.run(task)) as NativeResult;
-    } finally {
+    const call = (this.piscina.run(task) as Promise<NativeResult>).finally(() => {
       this.inFlight--;
-    }
+      this.calls++;
+    });
+    if (!this.deadlineMs) return call;
+    return new Promise<NativeResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const stuck: StuckCall = { op: task.op, volumeGuid: task.volumeGuid, since: Date.now() - this.deadlineMs };
+        this.stuckCalls.add(stuck);
+        const late = call.finally(() => this.stuckCalls.delete(stuck));
+        late.catch(() => undefined);
+        reject(new NativeDeadlineError(task, this.deadlineMs, late));
+      }, this.deadlineMs);
+      call.then((r) => {
+        clearTimeout(timer);
+        resolve(r);
+      }, (err: unknown) => {
+        clearTimeout(timer);
+        reject(err as Error);
+      });
+    });
+  }
+
+  /** Native calls past their deadline that have not returned yet. */
+  get stuck(): StuckCall[] {
+    return [...this.stuckCalls];
   }
 
   /** Threads busy with a native call right now (at most the pool size). */
@@ -69,8 +114,13 @@ export class NativePool {
     return this.piscina.utilization;
   }
 
-  /** Waits for running tasks; a native call that has started is never aborted. */
+  /**
+   * Waits for running calls, then stops the threads. A native call that has
+   * started is never aborted: with stuck calls the threads are left to the
+   * process's exit instead of being terminated mid-call.
+   */
   async close(): Promise<void> {
+    if (this.stuckCalls.size > 0) return;
     await this.piscina.close();
   }
 }

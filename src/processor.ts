@@ -1,16 +1,17 @@
 // The job processor: validates a job, orders it behind earlier jobs of the
 // same container, writes the intent to the cache, runs the native call on
 // the pool, and writes the outcome. It is the only writer of the cache.
-import { UnrecoverableError, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { HRESULT } from '../native/hresult.js';
 import type { MountCache } from './cache.js';
 import type {
-  CleanupRequest, CleanupResult, JobName, MountRequest, MountResult, UnmountRequest, UnmountResult,
+  CleanupRequest, CleanupResult, MountRequest, MountResult, ParsedJob, UnmountRequest, UnmountResult,
 } from './contract.js';
 import { CimqError, describeHresult, isTransientHresult } from './errors.js';
 import { volumeGuid, volumePath } from './guid.js';
-import type { NativePool } from './pool.js';
+import { NativeDeadlineError, type NativePool } from './pool.js';
+import type { NativeResult } from '../workers/native-task.js';
 import { KeyedSerializer } from './serial.js';
 import type { Validator } from './validate.js';
 
@@ -19,6 +20,10 @@ export interface ProcessorDeps {
   pool: NativePool;
   validator: Validator;
   log: Logger;
+  /** A job's BullMQ state ('completed', 'failed', 'unknown', 'waiting', …). */
+  jobState: (jobId: string) => Promise<string>;
+  /** How long a job waits before looking again for an earlier job of its container. */
+  orderRetryMs?: number;
 }
 
 type AnyResult = MountResult | UnmountResult | CleanupResult;
@@ -40,8 +45,22 @@ function nativeError(op: 'Mount' | 'Unmount', subject: string, guid: string, hr:
   return new CimqError('CIMFS_ERROR', `cim ${op} ${subject} ${guid}: ${what}${retry ? '; will retry' : ''}`, hr, !retry);
 }
 
-export function createProcessor({ cache, pool, validator, log }: ProcessorDeps) {
+function deadlineError(op: 'Mount' | 'Unmount', subject: string, guid: string, err: NativeDeadlineError): CimqError {
+  return new CimqError('NATIVE_TIMEOUT',
+    `cim ${op} ${subject} ${guid}: the CimFS call did not return within ${err.deadlineMs} ms; it is still running on a pool thread ` +
+    'and its outcome will be recorded when it returns; check the node\'s CimFS driver (cimq health lists stuck calls)');
+}
+
+/** Whether BullMQ will run this job again after this attempt fails. */
+function willRetry(job: Job, err: Error): boolean {
+  if (err instanceof UnrecoverableError) return false;
+  return job.attemptsMade + 1 < (job.opts.attempts ?? 1);
+}
+
+export function createProcessor({ cache, pool, validator, log, jobState, orderRetryMs = 200 }: ProcessorDeps) {
   const serial = new KeyedSerializer();
+  /** Jobs this process has taken and not finished. */
+  const inProcess = new Set<string>();
 
   async function mount(job: Job, req: Required<MountRequest>): Promise<MountResult> {
     const { containerId, cimPath, flags } = req;
@@ -55,15 +74,32 @@ export function createProcessor({ cache, pool, validator, log }: ProcessorDeps) 
     switch (begin.kind) {
       case 'done':
         return JSON.parse(begin.result) as MountResult;
+      case 'mine':
+        return result(false, begin.flags);
       case 'mounted':
         return result(true, begin.flags);
       case 'conflict':
         throw new CimqError('VOLUME_IN_USE',
           `cim Mount ${cimPath} ${guid}: container ${containerId} already has ${begin.otherCimPath} mounted on this volume; unmount it first`);
     }
-    const native = await pool.mount(cimPath, guid, flags);
-    const ok = native.hresult === HRESULT.S_OK || (native.hresult === HRESULT.ALREADY_EXISTS && begin.kind === 'resumed');
-    if (!ok) {
+    const resumed = begin.kind === 'resumed';
+    const succeeded = (hr: number) => hr === HRESULT.S_OK || (hr === HRESULT.ALREADY_EXISTS && resumed);
+    let native: NativeResult;
+    try {
+      native = await pool.mount(cimPath, guid, flags);
+    } catch (err) {
+      if (!(err instanceof NativeDeadlineError)) throw err; // outcome unknown: the entry stays 'mounting' for the retry
+      // Record the outcome when the call finally returns, if nothing moved the entry on.
+      void err.late.then(async (late) => {
+        const e = await cache.get(containerId, cimPath);
+        if (e?.state !== 'mounting' || e.jobId !== jobId) return;
+        if (succeeded(late.hresult)) await cache.commitMount(containerId, cimPath, jobId, result(false, flags));
+        else await cache.abortMount(containerId, cimPath);
+        log.warn({ jobId, containerId, volumeGuid: guid, hresult: late.hresult, nativeMs: late.ms }, 'a stuck mount call returned');
+      }).catch((e: Error) => log.error({ jobId, err: e.message }, 'recording a stuck mount call failed'));
+      throw deadlineError('Mount', cimPath, guid, err);
+    }
+    if (!succeeded(native.hresult)) {
       await cache.abortMount(containerId, cimPath);
       if (native.hresult === HRESULT.ALREADY_EXISTS) {
         throw new CimqError('VOLUME_IN_USE',
@@ -81,8 +117,15 @@ export function createProcessor({ cache, pool, validator, log }: ProcessorDeps) 
   }
 
   /** Dismounts; a volume that is already gone counts as dismounted. */
-  async function dismount(subject: string, guid: string): Promise<void> {
-    const native = await pool.dismount(guid);
+  async function dismount(subject: string, guid: string, onLate?: (hr: number) => Promise<void>): Promise<void> {
+    let native: NativeResult;
+    try {
+      native = await pool.dismount(guid);
+    } catch (err) {
+      if (!(err instanceof NativeDeadlineError)) throw err;
+      if (onLate) void err.late.then((late) => onLate(late.hresult)).catch(() => undefined);
+      throw deadlineError('Unmount', subject, guid, err);
+    }
     if (native.hresult !== HRESULT.S_OK && native.hresult !== HRESULT.FILE_NOT_FOUND) {
       throw nativeError('Unmount', subject, guid, native.hresult);
     }
@@ -93,10 +136,20 @@ export function createProcessor({ cache, pool, validator, log }: ProcessorDeps) 
     const begin = await cache.beginUnmountKey(key, jobId);
     if (begin.kind === 'done') return { done: begin.result };
     if (begin.kind === 'missing') return null;
+    const settle = async (hr: number) => {
+      if (hr === HRESULT.S_OK || hr === HRESULT.FILE_NOT_FOUND) {
+        await cache.finishUnmountKey(key, containerId, jobId, result?.(begin.volumeGuid, begin.volumePath));
+      } else {
+        await cache.revertUnmountKey(key);
+      }
+    };
     try {
-      await dismount(subject, begin.volumeGuid);
+      await dismount(subject, begin.volumeGuid, async (hr) => {
+        const e = await cache.getKey(key);
+        if (e?.state === 'unmounting' && e.jobId === jobId) await settle(hr);
+      });
     } catch (err) {
-      await cache.revertUnmountKey(key);
+      if (err instanceof CimqError && err.code !== 'NATIVE_TIMEOUT') await cache.revertUnmountKey(key);
       throw err;
     }
     await cache.finishUnmountKey(key, containerId, jobId, result?.(begin.volumeGuid, begin.volumePath));
@@ -140,20 +193,58 @@ export function createProcessor({ cache, pool, validator, log }: ProcessorDeps) 
     return res;
   }
 
-  return async function process(job: Job): Promise<AnyResult> {
+  function apply(job: Job, parsed: ParsedJob): Promise<AnyResult> {
+    switch (parsed.name) {
+      case 'mount': return mount(job, parsed.data);
+      case 'unmount': return unmount(job, parsed.data);
+      default: return cleanup(job, parsed.data);
+    }
+  }
+
+  /**
+   * Jobs of one container apply in the order they were first taken, also
+   * across restarts and retries: an earlier job that is not running here
+   * (back in the queue after a crash, or waiting out a retry's backoff)
+   * makes this one step aside until it has run.
+   */
+  async function mustWait(job: Job, containerId: string): Promise<boolean> {
+    const earlier = await cache.claimOrder(containerId, job.id!);
+    const stale: string[] = [];
+    let wait = false;
+    for (const id of earlier) {
+      if (inProcess.has(id)) continue; // ahead of this job in the serializer
+      const state = await jobState(id);
+      if (state === 'completed' || state === 'failed' || state === 'unknown') stale.push(id);
+      else wait = true;
+    }
+    await cache.releaseOrder(containerId, ...stale);
+    return wait;
+  }
+
+  return async function process(job: Job, token?: string): Promise<AnyResult> {
+    const jobId = job.id!;
+    let containerId: string | undefined;
+    inProcess.add(jobId);
     try {
       const parsed = validator.parse(job.name, job.data);
-      return await serial.run<AnyResult>(parsed.data.containerId, () => {
-        switch (parsed.name as JobName) {
-          case 'mount': return mount(job, parsed.data as Required<MountRequest>);
-          case 'unmount': return unmount(job, parsed.data as UnmountRequest);
-          default: return cleanup(job, parsed.data as CleanupRequest);
-        }
-      });
+      containerId = parsed.data.containerId;
+      if (await mustWait(job, containerId)) {
+        await job.moveToDelayed(Date.now() + orderRetryMs, token);
+        log.debug({ jobId, containerId }, 'waiting for an earlier job of the container');
+        throw new DelayedError();
+      }
+      const res = await serial.run<AnyResult>(containerId, () => apply(job, parsed));
+      await cache.releaseOrder(containerId, jobId);
+      return res;
     } catch (err) {
+      if (err instanceof DelayedError) throw err;
       const e = toJobError(err);
-      log.warn({ jobId: job.id, job: job.name, containerId: safeContainerId(job.data), err: e.message }, 'job failed');
+      // A job that will not run again gives up its place in the container's order.
+      if (containerId && !willRetry(job, e)) await cache.releaseOrder(containerId, jobId).catch(() => undefined);
+      log.warn({ jobId, job: job.name, containerId: containerId ?? safeContainerId(job.data), err: e.message }, 'job failed');
       throw e;
+    } finally {
+      inProcess.delete(jobId);
     }
   };
 }

@@ -10,6 +10,8 @@
  *   CIMFS_EMULATOR_LATENCY_MS  sleep this long inside every call
  *   CIMFS_EMULATOR_FAIL        "op:0xHRESULT[:count][,op:...]" (op = mount|dismount)
  *   CIMFS_EMULATOR_CRASH       abort() at before-mount|after-mount|before-dismount|after-dismount
+ *   CIMFS_EMULATOR_HANG        "op:/path/to/release-file": calls of op block until
+ *                              that file exists, as a wedged driver call would
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -69,6 +71,17 @@ static void emulate_latency(void) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
     }
+}
+
+/* A call that does not return until the test lets it, by creating a file. */
+static void maybe_hang(const char *op) {
+    const char *v = getenv("CIMFS_EMULATOR_HANG");
+    size_t n = strlen(op);
+    if (!v || strncmp(v, op, n) != 0 || v[n] != ':') return;
+    char release[ROOT_MAX];
+    snprintf(release, sizeof release, "%s", v + n + 1);
+    struct timespec ts = {0, 20 * 1000000L};
+    while (access(release, F_OK) != 0) nanosleep(&ts, NULL);
 }
 
 static void maybe_crash(const char *point) {
@@ -220,6 +233,7 @@ static unsigned long next_tmp_id(void) {
 CIMAPI HRESULT CimMountImage(const uint16_t *imageContainingPath, const uint16_t *imageName,
                              uint32_t mountImageFlags, const GUID *volumeId) {
     emulate_latency();
+    maybe_hang("mount");
     maybe_crash("before-mount");
     HRESULT hr = injected_failure(0);
     if (hr != S_OK) return hr;
@@ -282,6 +296,7 @@ out:
 
 CIMAPI HRESULT CimDismountImage(const GUID *volumeId) {
     emulate_latency();
+    maybe_hang("dismount");
     maybe_crash("before-dismount");
     HRESULT hr = injected_failure(1);
     if (hr != S_OK) return hr;

@@ -1,20 +1,24 @@
 -- Intent for a mount, written before the native call.
 -- KEYS: 1 mount hash, 2 container set, 3 node index, 4 BullMQ job hash
--- ARGV: 1 containerId, 2 cimPath, 3 volumeGuid, 4 volumePath, 5 flags, 6 now (ms)
+-- ARGV: 1 containerId, 2 cimPath, 3 volumeGuid, 4 volumePath, 5 flags, 6 now (ms), 7 jobId
 -- Returns {'done', resultJson} when this job already completed its effect
--- (a redelivered job), {'mounted', flags}, {'conflict', otherCimPath},
+-- (a redelivered job), {'mine', flags} when a start-up reconcile completed
+-- this job's interrupted mount, {'mounted', flags}, {'conflict', otherCimPath},
 -- {'resumed'} for an entry an interrupted job left, or {'created'}.
+-- The entry remembers the job that last wrote its intent (field jobId).
 local done = redis.call('HGET', KEYS[4], 'cimqResult')
 if done then return {'done', done} end
 
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'mounted' then
-  return {'mounted', redis.call('HGET', KEYS[1], 'flags')}
+  local f = redis.call('HMGET', KEYS[1], 'flags', 'jobId')
+  if f[2] == ARGV[7] then return {'mine', f[1]} end
+  return {'mounted', f[1]}
 end
 if state then
   -- 'mounting' or 'unmounting' from a job that died mid-call: mount again;
   -- the processor treats ALREADY_EXISTS as success for a resumed entry.
-  redis.call('HSET', KEYS[1], 'state', 'mounting', 'flags', ARGV[5], 'updatedAt', ARGV[6])
+  redis.call('HSET', KEYS[1], 'state', 'mounting', 'flags', ARGV[5], 'updatedAt', ARGV[6], 'jobId', ARGV[7])
   return {'resumed'}
 end
 
@@ -29,7 +33,7 @@ end
 
 redis.call('HSET', KEYS[1],
   'containerId', ARGV[1], 'cimPath', ARGV[2], 'volumeGuid', ARGV[3],
-  'volumePath', ARGV[4], 'flags', ARGV[5], 'state', 'mounting', 'updatedAt', ARGV[6])
+  'volumePath', ARGV[4], 'flags', ARGV[5], 'state', 'mounting', 'updatedAt', ARGV[6], 'jobId', ARGV[7])
 redis.call('SADD', KEYS[2], KEYS[1])
 redis.call('SADD', KEYS[3], KEYS[1])
 return {'created'}

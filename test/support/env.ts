@@ -72,7 +72,7 @@ export async function createTestEnv(name: string): Promise<TestEnv> {
       }
     },
     config(over = {}) {
-      return loadConfig({ redisUrl, prefix, node, threads: 2, backend: 'emulator', allowedRoots: layers, ...over }, {});
+      return loadConfig({ redisUrl, prefix, node, threads: 2, backend: 'emulator', allowedRoots: layers, httpPort: 0, ...over }, {});
     },
     async startDaemon(over = {}) {
       const d = await startDaemon(env.config(over), { log });
@@ -82,7 +82,7 @@ export async function createTestEnv(name: string): Promise<TestEnv> {
     childEnv(extra = {}) {
       return {
         ...process.env, REDIS_URL: redisUrl, CIMQ_PREFIX: prefix, CIMQ_NODE: node,
-        CIMFS_EMULATOR_ROOT: emulatorRoot, CIMQ_BACKEND: 'emulator', CIMQ_THREADS: '2', ...extra,
+        CIMFS_EMULATOR_ROOT: emulatorRoot, CIMQ_BACKEND: 'emulator', CIMQ_THREADS: '2', CIMQ_HTTP_PORT: '0', ...extra,
       };
     },
     async plainProducer() {
