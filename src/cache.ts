@@ -132,15 +132,20 @@ export class MountCache {
   async reconcileEntry(e: MountEntry, outcome: 'mounted' | 'deleted', unmountResult?: unknown, now = Date.now()): Promise<boolean> {
     const k = this.keys;
     const r = await this.script('reconcileEntry')(e.key, k.container(e.containerId), k.index, k.job(e.jobId ?? ''),
-      e.state, outcome, now, unmountResult === undefined ? '' : JSON.stringify(unmountResult));
+      e.state, outcome, now, unmountResult === undefined ? '' : JSON.stringify(unmountResult),
+      unmountResult === undefined ? '' : e.volumePath);
     return r === 1;
   }
 
   // ---- reads ----
 
-  /** The recorded result of a job whose effect already happened, if any. */
-  async jobResult(jobId: string): Promise<string | null> {
-    return this.redis.hget(this.keys.job(jobId), 'cimqResult');
+  /**
+   * What is recorded of a job's effects: its result once complete, and a
+   * volume that a start-up reconcile found dismounted on its behalf.
+   */
+  async jobRecord(jobId: string): Promise<{ result: string | null; dismounted: string | null }> {
+    const [result, dismounted] = await this.redis.hmget(this.keys.job(jobId), 'cimqResult', 'cimqDismounted');
+    return { result: result ?? null, dismounted: dismounted ?? null };
   }
 
   async get(containerId: string, cimPath: string): Promise<MountEntry | null> {

@@ -171,9 +171,9 @@ export function createProcessor({ cache, pool, validator, log, jobState, orderRe
   async function cleanup(job: Job, req: CleanupRequest): Promise<CleanupResult> {
     const { containerId } = req;
     const jobId = job.id!;
-    const recorded = await cache.jobResult(jobId);
-    if (recorded) return JSON.parse(recorded) as CleanupResult;
-    const unmounted = new Set<string>();
+    const recorded = await cache.jobRecord(jobId);
+    if (recorded.result) return JSON.parse(recorded.result) as CleanupResult;
+    const unmounted = new Set<string>(recorded.dismounted ? [recorded.dismounted] : []);
     const keyPrefix = cache.keys.mount(containerId, '');
     for (const key of await cache.containerMountKeys(containerId)) {
       const r = await unmountKey(key, containerId, key.slice(keyPrefix.length), jobId);

@@ -1,15 +1,15 @@
 // The daemon as users run it: `cimq worker` in its own process, driven by
 // the `cimq` CLI in others.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { volumeGuid, volumePath } from '../dist/src/index.js';
 import { CLI, createTestEnv, type TestEnv } from './support/env.js';
+import { spawnDaemon, type DaemonProcess } from './support/daemon-process.js';
 
 const run = promisify(execFile);
 let env: TestEnv;
-let daemon: ChildProcess;
-let daemonLog = '';
+let daemon: DaemonProcess;
 
 async function cimq(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -23,20 +23,12 @@ async function cimq(...args: string[]): Promise<{ code: number; stdout: string; 
 
 beforeAll(async () => {
   env = await createTestEnv('cli');
-  daemon = spawn(process.execPath, [CLI, 'worker', '--allowed-roots', env.layers], {
-    env: env.childEnv(), stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  daemon.stdout!.on('data', (d) => (daemonLog += d));
-  daemon.stderr!.on('data', (d) => (daemonLog += d));
-  const deadline = Date.now() + 15_000;
-  while (!daemonLog.includes('cimq worker ready')) {
-    if (Date.now() > deadline || daemon.exitCode !== null) throw new Error(`daemon did not start:\n${daemonLog}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  daemon = spawnDaemon(env);
+  await daemon.ready;
 });
 
 afterAll(async () => {
-  if (daemon && daemon.exitCode === null) daemon.kill('SIGKILL');
+  await daemon?.kill();
   await env.dispose();
 });
 
@@ -84,15 +76,14 @@ describe('cimq CLI against a cimq worker child process', () => {
   });
 
   it('logs the jobs it ran as JSON lines with job and container ids', () => {
-    const lines = daemonLog.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = daemon.output().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toContainEqual(expect.objectContaining({ msg: 'mounted', containerId: 'cli-1', volumeGuid: volumeGuid('cli-1'), jobId: expect.any(String) }));
   });
 
   it('stops cleanly on SIGTERM, exit code 0', async () => {
-    const exited = new Promise<number | null>((r) => daemon.once('exit', (code) => r(code)));
-    daemon.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    expect(daemonLog).toContain('cimq worker stopped');
+    daemon.proc.kill('SIGTERM');
+    expect((await daemon.exited).code).toBe(0);
+    expect(daemon.output()).toContain('cimq worker stopped');
   });
 });
 
