@@ -118,10 +118,15 @@ export class MountCache {
 
   /**
    * Takes the job's place in its container's durable order (kept on
-   * redelivery); returns the ids of earlier jobs still pending.
+   * redelivery). `wait`: jobs taken off the queue before this one have no
+   * place yet; ask again shortly. `ok`: the earlier jobs still pending.
+   * An empty containerId only marks the job as placed (invalid payloads).
    */
-  async claimOrder(containerId: string, jobId: string): Promise<string[]> {
-    return (await this.script('orderClaim')(this.keys.pending(containerId), this.keys.seq, jobId)) as string[];
+  async claimOrder(containerId: string, jobId: string, activeKey: string, force = false): Promise<{ wait: boolean; ids: string[] }> {
+    const k = this.keys;
+    const r = (await this.script('orderClaim')(k.pending(containerId), k.seq, activeKey, k.job(jobId),
+      jobId, k.job(''), force ? '1' : '')) as string[];
+    return { wait: r[0] === 'wait', ids: r.slice(1) };
   }
 
   async releaseOrder(containerId: string, ...jobIds: string[]): Promise<void> {

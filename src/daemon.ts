@@ -12,7 +12,7 @@ import { NodeLease } from './lease.js';
 import { createLogger } from './log.js';
 import { NativePool } from './pool.js';
 import { createProcessor } from './processor.js';
-import { reconcile, type ReconcileReport } from './reconcile.js';
+import { placeOrphans, reconcile, type ReconcileReport } from './reconcile.js';
 import { connect, probe } from './redis.js';
 import { createValidator } from './validate.js';
 
@@ -69,11 +69,13 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   });
   // Resolve what a dead predecessor left half-done before taking any job.
   const reconciled = await reconcile(cache, pool, log);
-
   const queue = new Queue(name, { connection: redis, prefix: config.prefix });
+  // Its jobs still in the active list come back later: fix their order now.
+  await placeOrphans(redis, cache, queue.keys.active!);
   const processor = createProcessor({
     cache, pool, validator: createValidator(config), log,
     jobState: (id) => queue.getJobState(id),
+    activeKey: queue.keys.active!,
   });
   const worker = new Worker(name, processor, {
     connection: redis,

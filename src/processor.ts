@@ -22,6 +22,10 @@ export interface ProcessorDeps {
   log: Logger;
   /** A job's BullMQ state ('completed', 'failed', 'unknown', 'waiting', …). */
   jobState: (jobId: string) => Promise<string>;
+  /** The queue's active list: the order in which jobs were taken off the queue. */
+  activeKey: string;
+  /** Longest wait for jobs taken earlier to take their places first. */
+  placeWaitMs?: number;
   /** How long a job waits before looking again for an earlier job of its container. */
   orderRetryMs?: number;
 }
@@ -57,10 +61,8 @@ function willRetry(job: Job, err: Error): boolean {
   return job.attemptsMade + 1 < (job.opts.attempts ?? 1);
 }
 
-export function createProcessor({ cache, pool, validator, log, jobState, orderRetryMs = 200 }: ProcessorDeps) {
+export function createProcessor({ cache, pool, validator, log, jobState, activeKey, orderRetryMs = 200, placeWaitMs = 5000 }: ProcessorDeps) {
   const serial = new KeyedSerializer();
-  /** Jobs this process has taken and not finished. */
-  const inProcess = new Set<string>();
 
   async function mount(job: Job, req: Required<MountRequest>): Promise<MountResult> {
     const { containerId, cimPath, flags } = req;
@@ -202,17 +204,32 @@ export function createProcessor({ cache, pool, validator, log, jobState, orderRe
   }
 
   /**
-   * Jobs of one container apply in the order they were first taken, also
-   * across restarts and retries: an earlier job that is not running here
-   * (back in the queue after a crash, or waiting out a retry's backoff)
-   * makes this one step aside until it has run.
+   * Takes this job's place in its container's durable order. BullMQ can hand
+   * jobs to the processor in another order than it took them off the queue,
+   * so a job waits (briefly) for the jobs taken before it to take theirs.
+   * Returns the earlier jobs of the container still pending.
    */
-  async function mustWait(job: Job, containerId: string): Promise<boolean> {
-    const earlier = await cache.claimOrder(containerId, job.id!);
+  async function takePlace(jobId: string, containerId: string): Promise<string[]> {
+    const start = Date.now();
+    for (let delay = 1; ; delay = Math.min(delay * 2, 25)) {
+      const force = Date.now() - start > placeWaitMs;
+      const r = await cache.claimOrder(containerId, jobId, activeKey, force);
+      if (!r.wait) return r.ids;
+      await new Promise((res) => setTimeout(res, delay));
+    }
+  }
+
+  /**
+   * Runs inside the container's serialized section, where every earlier job
+   * of this process has finished its section and given up its place: an
+   * earlier job still pending is back in the queue after a crash or waiting
+   * out a retry's backoff, and this job steps aside until it has run.
+   */
+  async function mustWait(jobId: string, containerId: string): Promise<boolean> {
+    const { ids } = await cache.claimOrder(containerId, jobId, activeKey, true);
     const stale: string[] = [];
     let wait = false;
-    for (const id of earlier) {
-      if (inProcess.has(id)) continue; // ahead of this job in the serializer
+    for (const id of ids) {
       const state = await jobState(id);
       if (state === 'completed' || state === 'failed' || state === 'unknown') stale.push(id);
       else wait = true;
@@ -223,29 +240,38 @@ export function createProcessor({ cache, pool, validator, log, jobState, orderRe
 
   return async function process(job: Job, token?: string): Promise<AnyResult> {
     const jobId = job.id!;
-    let containerId: string | undefined;
-    inProcess.add(jobId);
+    let parsed: ParsedJob;
     try {
-      const parsed = validator.parse(job.name, job.data);
-      containerId = parsed.data.containerId;
-      if (await mustWait(job, containerId)) {
-        await job.moveToDelayed(Date.now() + orderRetryMs, token);
-        log.debug({ jobId, containerId }, 'waiting for an earlier job of the container');
-        throw new DelayedError();
-      }
-      const res = await serial.run<AnyResult>(containerId, () => apply(job, parsed));
-      await cache.releaseOrder(containerId, jobId);
-      return res;
+      parsed = validator.parse(job.name, job.data);
     } catch (err) {
-      if (err instanceof DelayedError) throw err;
       const e = toJobError(err);
-      // A job that will not run again gives up its place in the container's order.
-      if (containerId && !willRetry(job, e)) await cache.releaseOrder(containerId, jobId).catch(() => undefined);
-      log.warn({ jobId, job: job.name, containerId: containerId ?? safeContainerId(job.data), err: e.message }, 'job failed');
+      log.warn({ jobId, job: job.name, containerId: safeContainerId(job.data), err: e.message }, 'job failed');
+      // Marked as placed, so that jobs taken after it do not wait for it.
+      await cache.claimOrder('', jobId, activeKey, true).catch(() => undefined);
       throw e;
-    } finally {
-      inProcess.delete(jobId);
     }
+    const { containerId } = parsed.data;
+    const earlier = await takePlace(jobId, containerId);
+    // Enter the section right after taking the place, so sections follow places.
+    return serial.run<AnyResult>(containerId, async () => {
+      try {
+        if (earlier.length > 0 && (await mustWait(jobId, containerId))) {
+          await job.moveToDelayed(Date.now() + orderRetryMs, token);
+          log.debug({ jobId, containerId }, 'waiting for an earlier job of the container');
+          throw new DelayedError();
+        }
+        const res = await apply(job, parsed);
+        await cache.releaseOrder(containerId, jobId);
+        return res;
+      } catch (err) {
+        if (err instanceof DelayedError) throw err;
+        const e = toJobError(err);
+        // A job that will not run again gives up its place in the container's order.
+        if (!willRetry(job, e)) await cache.releaseOrder(containerId, jobId).catch(() => undefined);
+        log.warn({ jobId, job: job.name, containerId, err: e.message }, 'job failed');
+        throw e;
+      }
+    });
   };
 }
 

@@ -12,7 +12,7 @@ const SCRIPTS = {
   unmountFinish: 4,
   unmountRevert: 1,
   recordResult: 1,
-  orderClaim: 2,
+  orderClaim: 4,
   orderRelease: 1,
   reconcileEntry: 4,
   leaseAcquire: 1,
