@@ -64,6 +64,7 @@ export class CimqClient {
       prefix: this.prefix,
       defaultJobOptions: { ...DEFAULT_JOB_OPTIONS, ...opts.jobOptions },
     });
+    this.queue.on('error', () => {}); // surfaced by the calls that fail
     this.eventsRedis = this.redis.duplicate();
     this.eventsRedis.on('error', () => {});
     this.events = new QueueEvents(name, { connection: this.eventsRedis, prefix: this.prefix });

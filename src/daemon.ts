@@ -70,6 +70,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   // Resolve what a dead predecessor left half-done before taking any job.
   const reconciled = await reconcile(cache, pool, log);
   const queue = new Queue(name, { connection: redis, prefix: config.prefix });
+  queue.on('error', (err) => log.debug({ err: err.message }, 'queue error')); // the connection's own listener reports it
   // Its jobs still in the active list come back later: fix their order now.
   await placeOrphans(redis, cache, queue.keys.active!);
   const processor = createProcessor({
@@ -90,7 +91,8 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     maxStalledCount: config.maxStalledCount,
     autorun: false,
   });
-  worker.on('error', (err) => log.error({ err: err.message }, 'worker error'));
+  // Connection trouble is reported once per event by the connection's listener.
+  worker.on('error', (err) => log.warn({ err: err.message }, 'worker error'));
   void worker.run().catch((err: Error) => log.error({ err: err.message }, 'worker stopped with an error'));
   await worker.waitUntilReady();
 

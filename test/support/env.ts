@@ -40,8 +40,8 @@ export interface PlainProducer {
   close(): Promise<void>;
 }
 
-export async function createTestEnv(name: string): Promise<TestEnv> {
-  const redisUrl = inject('redisUrl');
+export async function createTestEnv(name: string, opts: { redisUrl?: string } = {}): Promise<TestEnv> {
+  const redisUrl = opts.redisUrl ?? inject('redisUrl');
   const id = `${name}-${randomBytes(4).toString('hex')}`;
   const prefix = `cimq-test-${id}`;
   const node = `node-${id}`;
@@ -53,6 +53,7 @@ export async function createTestEnv(name: string): Promise<TestEnv> {
   process.env.CIMFS_EMULATOR_ROOT = emulatorRoot;
   delete process.env.CIMFS_EMULATOR_LATENCY_MS;
   const redis = new Redis(redisUrl);
+  redis.on('error', () => {}); // tests that restart Redis expect these
   const daemons: Daemon[] = [];
   const log = createLogger(process.env.CIMQ_TEST_LOG_LEVEL ?? 'error', { pretty: false });
 
