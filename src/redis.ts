@@ -23,13 +23,21 @@ export async function probe(url: string, timeoutMs = 3000): Promise<void> {
     retryStrategy: () => null,
     enableOfflineQueue: false,
   });
-  r.on('error', () => {}); // reported below
+  let last: Error | undefined;
+  r.on('error', (err: Error) => (last = err)); // reported below
   try {
     await r.connect();
     await r.ping();
   } catch (err) {
+    const cause = last ?? (err as Error);
+    if (/WRONGPASS|NOAUTH|NOPERM|invalid password|invalid username/i.test(cause.message)) {
+      throw new RedisUnreachableError(
+        `Redis at ${redactUrl(url)} refused the credentials (${cause.message.split('\n')[0]}); ` +
+          'check the user name and password in REDIS_URL / --redis-url (redis://user:password@host:port).',
+      );
+    }
     throw new RedisUnreachableError(
-      `cannot reach Redis at ${redactUrl(url)} (${(err as Error).message}). ` +
+      `cannot reach Redis at ${redactUrl(url)} (${cause.message}). ` +
         'Start one with "docker compose up -d redis", or on Debian/Ubuntu "apt-get install redis-server" ' +
         '(it starts on 127.0.0.1:6379), or point REDIS_URL / --redis-url at yours.',
     );
