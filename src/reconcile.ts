@@ -1,6 +1,6 @@
 // Start-up reconcile: resolves cache entries that a daemon which died
-// mid-call left 'mounting' or 'unmounting', by asking the backend whether the
-// volume is mounted — as containerd's mount manager checks the real mount
+// mid-call left 'mounting' or 'unmounting', and drops 'mounted' entries whose
+// volume is gone (a reboot), by asking the backend whether the volume is mounted — as containerd's mount manager checks the real mount
 // before trusting its record. Runs while this daemon holds the node lease and
 // before it takes any job, so no job of the dead daemon is still running.
 import type { Redis } from 'ioredis';
@@ -12,6 +12,8 @@ import { checkContainerId } from './validate.js';
 
 export interface ReconcileReport {
   checked: number;
+  /** 'mounted' entries whose volume is gone (the node rebooted, or someone dismounted it). */
+  vanished: number;
   /** Entries whose interrupted call had done its work. */
   completed: number;
   /** Entries whose interrupted call had not happened (mount) or not finished (unmount reverted). */
@@ -19,11 +21,19 @@ export interface ReconcileReport {
 }
 
 export async function reconcile(cache: MountCache, pool: NativePool, log: Logger): Promise<ReconcileReport> {
-  const report: ReconcileReport = { checked: 0, completed: 0, rolledBack: 0 };
-  const entries = (await cache.list()).filter((e) => e.state !== 'mounted');
-  for (const e of entries) {
+  const report: ReconcileReport = { checked: 0, vanished: 0, completed: 0, rolledBack: 0 };
+  for (const e of await cache.list()) {
     report.checked++;
     const mounted = await pool.isMounted(e.volumeGuid);
+    if (e.state === 'mounted') {
+      if (mounted) continue;
+      // Kernel mounts do not survive a reboot; the cache must not claim them.
+      await cache.reconcileEntry(e, 'deleted');
+      report.vanished++;
+      log.warn({ containerId: e.containerId, volumeGuid: e.volumeGuid, cimPath: e.cimPath },
+        'a cached volume is no longer mounted (node rebooted?); entry removed');
+      continue;
+    }
     // Mounted now: a mount that had happened, or a dismount that had not.
     const outcome = mounted ? 'mounted' : 'deleted';
     const didItsWork = (e.state === 'mounting') === mounted;

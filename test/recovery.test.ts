@@ -1,5 +1,7 @@
 // Recovery, the node lease, ordering across restarts and graceful shutdown,
 // with the daemon as a child process.
+import { rmSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CimqClient, volumeGuid, volumePath } from '../dist/src/index.js';
 import { createTestEnv, type TestEnv } from './support/env.js';
@@ -20,23 +22,54 @@ afterAll(async () => {
 });
 
 describe('a daemon killed with SIGKILL inside a blocking native call', () => {
-  it('has its in-flight job completed by the next daemon, with the default lock settings, within 15 s', async () => {
-    const cim = env.cim('killed.cim');
-    const d1 = spawnDaemon(env, { CIMFS_EMULATOR_LATENCY_MS: '1500' });
+  const TRIALS = 3;
+  it(`has its in-flight job completed by the next daemon, with the default lock settings, within 15 s (${TRIALS} trials)`, async () => {
+    const times: number[] = [];
+    for (let n = 0; n < TRIALS; n++) {
+      const id = `kill-${n}`;
+      const d1 = spawnDaemon(env, { CIMFS_EMULATOR_LATENCY_MS: '1500' });
+      await d1.ready;
+      const pending = client.mount({ containerId: id, cimPath: env.cim(`${id}.cim`) });
+      pending.catch(() => undefined);
+      // Kill while the call blocks inside the emulator.
+      await new Promise((r) => setTimeout(r, 500));
+      await d1.kill();
+      const diedAt = (await d1.exited).at;
+      const d2 = spawnDaemon(env);
+      try {
+        const r = await pending; // the client gives up after 15 s
+        times.push(performance.now() - diedAt);
+        expect(r).toMatchObject({ containerId: id, alreadyMounted: false, volumePath: volumePath(volumeGuid(id)) });
+        await expectConsistent(env, client);
+        await client.cleanup(id);
+      } finally {
+        await d2.stop();
+      }
+    }
+    times.sort((a, b) => a - b);
+    console.log(`recovery after SIGKILL mid-call, default settings (lock 5 s, stalled check 3 s), ${TRIALS} trials: ` +
+      `min ${times[0]!.toFixed(0)} ms, median ${times[Math.floor(TRIALS / 2)]!.toFixed(0)} ms, max ${times.at(-1)!.toFixed(0)} ms`);
+  }, 90_000);
+});
+
+describe('start-up reconcile', () => {
+  it('drops cached mounts whose volume vanished while no daemon ran (a reboot)', async () => {
+    const cim = env.cim('reboot.cim');
+    const d1 = spawnDaemon(env);
     await d1.ready;
-    const pending = client.mount({ containerId: 'kill-1', cimPath: cim });
-    pending.catch(() => undefined);
-    // Kill while the call blocks inside the emulator.
-    await new Promise((r) => setTimeout(r, 500));
-    await d1.kill();
-    const diedAt = (await d1.exited).at;
+    await client.mount({ containerId: 'reboot-1', cimPath: cim });
+    await d1.stop();
+    // The reboot: kernel mounts are gone, Redis still has the entry.
+    rmSync(path.join(env.emulatorRoot, `Volume{${volumeGuid('reboot-1')}}`), { recursive: true });
+    expect(await client.list({ containerId: 'reboot-1' })).toHaveLength(1);
     const d2 = spawnDaemon(env);
     try {
-      const r = await pending;
-      console.log(`recovery after SIGKILL mid-call (default settings): ${(performance.now() - diedAt).toFixed(0)} ms`);
-      expect(r).toMatchObject({ containerId: 'kill-1', alreadyMounted: false, volumePath: volumePath(volumeGuid('kill-1')) });
+      await d2.ready;
+      expect(d2.output()).toContain('no longer mounted');
+      expect(await client.list({ containerId: 'reboot-1' })).toEqual([]);
+      expect(await client.mount({ containerId: 'reboot-1', cimPath: cim })).toMatchObject({ alreadyMounted: false });
       await expectConsistent(env, client);
-      await client.cleanup('kill-1');
+      await client.cleanup('reboot-1');
     } finally {
       await d2.stop();
     }

@@ -42,7 +42,7 @@ describe('Redis faults with jobs in flight', () => {
     const reqs = mounts('kill', 10);
     const pending = reqs.map((r) => client.mount(r));
     await new Promise((r) => setTimeout(r, 150));
-    const killed = await env.redis.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+    const killed = await env.redis.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
     expect(Number(killed)).toBeGreaterThan(0);
     const results = await Promise.all(pending);
     delete process.env.CIMFS_EMULATOR_LATENCY_MS;
