@@ -1,7 +1,7 @@
 // The one place that knows which CimFS implementation answers: cimfs.dll on
 // Windows, or the emulator library elsewhere. Everything above this file sees
 // the same Backend, whichever it is.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { guidStruct, loadCimfs } from './cimfs.js';
@@ -34,6 +34,11 @@ export interface Backend {
   dismount(volumeGuid: string): number;
   /** Whether a volume with this GUID is mounted now. */
   isMounted(volumeGuid: string): boolean;
+  /**
+   * GUIDs of every CimFS volume mounted now, or null where the backend cannot
+   * tell CimFS volumes from others (cimfs.dll has no listing call).
+   */
+  listVolumes(): string[] | null;
 }
 
 export function openBackend(kind: BackendKind, libraryPath = defaultLibraryPath(kind)): Backend {
@@ -68,6 +73,7 @@ export function openBackend(kind: BackendKind, libraryPath = defaultLibraryPath(
           return false;
         }
       },
+      listVolumes: () => null,
     };
   }
   return {
@@ -76,5 +82,14 @@ export function openBackend(kind: BackendKind, libraryPath = defaultLibraryPath(
     dismount,
     // Read the root on each call: the emulator reads its environment per call.
     isMounted: (volumeGuid) => existsSync(path.join(lib.emulatorStateRoot() ?? '', `Volume{${volumeGuid}}`)),
+    listVolumes: () => {
+      let names: string[];
+      try {
+        names = readdirSync(lib.emulatorStateRoot() ?? '');
+      } catch {
+        return []; // no state directory yet: nothing mounted
+      }
+      return names.flatMap((n) => /^Volume\{([0-9a-f-]{36})\}$/.exec(n)?.[1] ?? []);
+    },
   };
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // The cimq command: `cimq worker` runs the node daemon; the other commands
 // are a client of it (or read the cache directly, for `path` and `ls`).
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
 import Table from 'cli-table3';
 import { CimqClient } from './client.js';
@@ -10,7 +12,9 @@ import { startDaemon } from './daemon.js';
 import { CimqError } from './errors.js';
 import { createLogger } from './log.js';
 import { probe, RedisUnreachableError } from './redis.js';
-import type { MountEntry } from './contract.js';
+import type { BatchCleanupResult, BatchProgress, MountEntry } from './contract.js';
+
+const { SingleBar, Presets } = cliProgress;
 
 interface GlobalOpts {
   redisUrl?: string;
@@ -130,16 +134,74 @@ program
   });
 
 program
-  .command('cleanup <containerId...>')
-  .description('unmount everything of these containers (cached mounts and their deterministic volume)')
-  .action(async (ids: string[]) => {
-    const results = await withClient(async (c) => {
-      const out = [];
-      for (const id of ids) out.push(await c.cleanup(id));
-      return out;
-    });
-    print(results, results.map((r) => `${r.containerId}: ${r.unmounted.length ? r.unmounted.join(' ') : 'nothing mounted'}`).join('\n'));
+  .command('cleanup [containerId...]')
+  .description('unmount everything of these containers, or of every container but the live ones, in one batch job')
+  .option('--from-file <file>', 'read container ids from a file, one per line ("-" for standard input)')
+  .option('--all-except <file>', 'clean every container of the node except the live ones listed in this file (one per line)')
+  .option('--dry-run', 'list what would be unmounted; change nothing')
+  .action(async (ids: string[], o: { fromFile?: string; allExcept?: string; dryRun?: boolean }) => {
+    if (o.allExcept && (ids.length || o.fromFile)) {
+      throw new CimqError('INVALID_INPUT', '--all-except takes the live containers from its file; give no other ids');
+    }
+    const targets = [...ids, ...(o.fromFile ? await readIds(o.fromFile) : [])];
+    if (!o.allExcept && targets.length === 0) {
+      throw new CimqError('INVALID_INPUT', 'name containers to clean up, --from-file ids.txt, or --all-except live.txt');
+    }
+    const json = program.opts<GlobalOpts>().json === true;
+    const progress = progressReporter(!json && process.stderr.isTTY === true);
+    const opts = { onProgress: progress.update, timeoutMs: Math.max(loadConfig(overrides()).timeoutMs, 3_600_000), ...(o.dryRun ? { dryRun: true } : {}) };
+    const r = await withClient((c) => o.allExcept
+      ? readIds(o.allExcept).then((live) => c.cleanupAllExcept(live, opts))
+      : c.cleanupContainers(targets, opts)).finally(progress.stop);
+    print(r, summary(r));
+    if (r.failures.length > 0) process.exitCode = 1;
   });
+
+async function readIds(file: string): Promise<string[]> {
+  const text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+  return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A progress bar on a terminal, a line every few seconds otherwise (logs, CI). */
+function progressReporter(tty: boolean): { update: (p: BatchProgress) => void; stop: () => void } {
+  if (tty) {
+    const bar = new SingleBar({ format: 'cleanup [{bar}] {value}/{total} containers, {failed} failed, eta {eta_formatted}', hideCursor: true }, Presets.shades_classic);
+    let started = false;
+    return {
+      update: (p) => {
+        if (!started) {
+          bar.start(p.total, p.done, { failed: p.failed });
+          started = true;
+        } else bar.update(p.done, { failed: p.failed });
+      },
+      stop: () => started && bar.stop(),
+    };
+  }
+  let last = 0;
+  return {
+    update: (p) => {
+      const now = Date.now();
+      if (p.done !== p.total && p.done !== 0 && now - last < 2000) return;
+      last = now;
+      console.error(`cleanup: ${p.done}/${p.total} done, ${p.failed} failed`);
+    },
+    stop: () => undefined,
+  };
+}
+
+function summary(r: BatchCleanupResult): string {
+  const verb = r.dryRun ? 'would unmount' : 'unmounted';
+  const lines = r.unmounted.map((u) => `${verb} ${u.volumePath} (${u.containerId ?? 'no known container'})`);
+  lines.push(`${r.dryRun ? 'dry run: ' : ''}${verb} ${r.unmounted.length} volume(s); ${r.total} looked at; ${r.failures.length} failed`);
+  for (const f of r.failures) lines.push(`failed ${f.containerId ?? f.volumeGuid}: ${f.code}: ${f.message}`);
+  return lines.join('\n');
+}
 
 program
   .command('ls')

@@ -5,7 +5,8 @@ import type { Redis } from 'ioredis';
 import { MountCache } from './cache.js';
 import { loadConfig, type ConfigOverrides } from './config.js';
 import type {
-  CleanupResult, JobName, JobPayloads, JobResults, MountEntry, MountRequest, MountResult, UnmountResult,
+  BatchCleanupResult, BatchProgress, CleanupResult, JobName, JobPayloads, JobResults, MountEntry, MountRequest, MountResult,
+  UnmountResult,
 } from './contract.js';
 import { CimqError } from './errors.js';
 import { queueName } from './keys.js';
@@ -33,6 +34,18 @@ export const DEFAULT_JOB_OPTIONS: JobsOptions = {
   removeOnComplete: { age: 3600, count: 10_000 },
   removeOnFail: { age: 24 * 3600, count: 10_000 },
 };
+
+export interface RunOptions {
+  /** Batch jobs: called with done/total/failed as the job goes. */
+  onProgress?: (p: BatchProgress) => void;
+  /** Overrides the client's timeout for this job. */
+  timeoutMs?: number;
+}
+
+export interface BatchOptions extends RunOptions {
+  /** Report what would be unmounted; change nothing. */
+  dryRun?: boolean;
+}
 
 export class CimqClient {
   readonly node: string;
@@ -79,19 +92,36 @@ export class CimqClient {
   }
 
   /** Enqueues one job and waits for its result; failures throw CimqError. */
-  async run<N extends JobName>(name: N, data: JobPayloads[N]): Promise<JobResults[N]> {
+  async run<N extends JobName>(name: N, data: JobPayloads[N], opts: RunOptions = {}): Promise<JobResults[N]> {
     await this.waitReady();
-    const job = await this.queue.add(name, data);
+    // Listen before adding: a fast job can report progress before add() returns.
+    let jobId: string | undefined;
+    const early: { jobId: string; data: unknown }[] = [];
+    const onProgress = opts.onProgress;
+    const listener = (e: { jobId: string; data: unknown }) => {
+      if (jobId === undefined) early.push(e);
+      else if (e.jobId === jobId) onProgress!(e.data as BatchProgress);
+    };
+    if (onProgress) this.events.on('progress', listener);
+    const job = await this.queue.add(name, data).catch((err: unknown) => {
+      if (onProgress) this.events.off('progress', listener);
+      throw err;
+    });
+    jobId = job.id;
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    for (const e of early) if (e.jobId === jobId) onProgress!(e.data as BatchProgress);
     try {
-      return (await job.waitUntilFinished(this.events, this.timeoutMs)) as JobResults[N];
+      return (await job.waitUntilFinished(this.events, timeoutMs)) as JobResults[N];
     } catch (err) {
       const message = (err as Error).message ?? String(err);
       if (/timed out before finishing/.test(message)) {
         throw new CimqError('TIMEOUT',
-          `${name} job ${job.id} on node ${this.node} not finished after ${this.timeoutMs} ms; is "cimq worker" running for node ${this.node}?`,
+          `${name} job ${job.id} on node ${this.node} not finished after ${timeoutMs} ms; is "cimq worker" running for node ${this.node}?`,
           undefined, false);
       }
       throw CimqError.fromFailedReason(message);
+    } finally {
+      if (onProgress) this.events.off('progress', listener);
     }
   }
 
@@ -105,6 +135,16 @@ export class CimqClient {
 
   cleanup(containerId: string): Promise<CleanupResult> {
     return this.run('cleanup', { containerId });
+  }
+
+  /** Cleans many containers in one job; `onProgress` sees done/total/failed as it goes. */
+  cleanupContainers(containerIds: string[], opts: BatchOptions = {}): Promise<BatchCleanupResult> {
+    return this.run('cleanup-batch', { containerIds, ...(opts.dryRun ? { dryRun: true } : {}) }, opts);
+  }
+
+  /** After a crash: cleans every container of the node except the live ones, and volumes no container owns. */
+  cleanupAllExcept(liveContainerIds: string[], opts: BatchOptions = {}): Promise<BatchCleanupResult> {
+    return this.run('cleanup-all-except', { liveContainerIds, ...(opts.dryRun ? { dryRun: true } : {}) }, opts);
   }
 
   /** The volume path of a mounted cim, from the cache; no job. */

@@ -1,7 +1,7 @@
 // The job contract: what producers put on a node's queue and what they get
 // back. Public: any BullMQ producer in any language may follow it.
 
-export const JOB_NAMES = ['mount', 'unmount', 'cleanup'] as const;
+export const JOB_NAMES = ['mount', 'unmount', 'cleanup', 'cleanup-batch', 'cleanup-all-except'] as const;
 export type JobName = (typeof JOB_NAMES)[number];
 
 /** CIM_MOUNT_IMAGE_FLAGS, as hcsshim names them. */
@@ -33,6 +33,20 @@ export interface CleanupRequest {
   containerId: string;
 }
 
+/** Clean many containers in one job. */
+export interface BatchCleanupRequest {
+  containerIds: string[];
+  /** Report what would be unmounted, and change nothing. */
+  dryRun?: boolean;
+}
+/** Clean every container of the node except the live ones (after a crash). */
+export interface CleanupAllExceptRequest {
+  liveContainerIds: string[];
+  dryRun?: boolean;
+}
+/** At most this many ids in one batch job. */
+export const MAX_BATCH = 100_000;
+
 export interface MountResult {
   volumePath: string;
   volumeGuid: string;
@@ -54,21 +68,44 @@ export interface CleanupResult {
   unmounted: string[];
 }
 
+/** BullMQ job progress of a batch cleanup. */
+export interface BatchProgress {
+  done: number;
+  total: number;
+  failed: number;
+}
+
+export interface BatchCleanupResult {
+  dryRun: boolean;
+  /** Containers (and unknown volumes) looked at. */
+  total: number;
+  /** Volumes dismounted (or, with dryRun, that would be); containerId null for a volume no known container owns. */
+  unmounted: { containerId: string | null; volumeGuid: string; volumePath: string }[];
+  /** What failed; one failure never stops the rest. */
+  failures: { containerId: string | null; volumeGuid: string; code: string; message: string; hresult?: number }[];
+}
+
 export interface JobPayloads {
   mount: MountRequest;
   unmount: UnmountRequest;
   cleanup: CleanupRequest;
+  'cleanup-batch': BatchCleanupRequest;
+  'cleanup-all-except': CleanupAllExceptRequest;
 }
 export interface JobResults {
   mount: MountResult;
   unmount: UnmountResult;
   cleanup: CleanupResult;
+  'cleanup-batch': BatchCleanupResult;
+  'cleanup-all-except': BatchCleanupResult;
 }
 
 export type ParsedJob =
   | { name: 'mount'; data: Required<MountRequest> }
   | { name: 'unmount'; data: UnmountRequest }
-  | { name: 'cleanup'; data: CleanupRequest };
+  | { name: 'cleanup'; data: CleanupRequest }
+  | { name: 'cleanup-batch'; data: BatchCleanupRequest }
+  | { name: 'cleanup-all-except'; data: CleanupAllExceptRequest };
 
 export type MountState = 'mounting' | 'mounted' | 'unmounting';
 

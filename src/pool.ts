@@ -73,6 +73,11 @@ export class NativePool {
     return (await this.run({ op: 'isMounted', volumeGuid })).mounted === true;
   }
 
+  /** GUIDs of the CimFS volumes mounted now, or null where the backend cannot list them. */
+  async listVolumes(): Promise<string[] | null> {
+    return (await this.run({ op: 'listVolumes' })).volumes ?? null;
+  }
+
   private inFlight = 0;
 
   private run(task: NativeTask): Promise<NativeResult> {
@@ -84,7 +89,7 @@ export class NativePool {
     if (!this.deadlineMs) return call;
     return new Promise<NativeResult>((resolve, reject) => {
       const timer = setTimeout(() => {
-        const stuck: StuckCall = { op: task.op, volumeGuid: task.volumeGuid, since: Date.now() - this.deadlineMs };
+        const stuck: StuckCall = { op: task.op, volumeGuid: 'volumeGuid' in task ? task.volumeGuid : '', since: Date.now() - this.deadlineMs };
         this.stuckCalls.add(stuck);
         const late = call.finally(() => this.stuckCalls.delete(stuck));
         late.catch(() => undefined);

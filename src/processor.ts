@@ -6,8 +6,9 @@ import type { Logger } from 'pino';
 import { HRESULT } from '../native/hresult.js';
 import type { MountCache } from './cache.js';
 import type {
-  CleanupRequest, CleanupResult, MountRequest, MountResult, ParsedJob, UnmountRequest, UnmountResult,
+  BatchCleanupResult, CleanupRequest, CleanupResult, MountRequest, MountResult, ParsedJob, UnmountRequest, UnmountResult,
 } from './contract.js';
+import { allExceptTargets, containerTargets, runBatch, type BatchDeps } from './batch.js';
 import { CimqError, describeHresult, isTransientHresult } from './errors.js';
 import { volumeGuid, volumePath } from './guid.js';
 import { NativeDeadlineError, type NativePool } from './pool.js';
@@ -30,7 +31,7 @@ export interface ProcessorDeps {
   orderRetryMs?: number;
 }
 
-type AnyResult = MountResult | UnmountResult | CleanupResult;
+type AnyResult = MountResult | UnmountResult | CleanupResult | BatchCleanupResult;
 
 /** Errors BullMQ must not retry become UnrecoverableError with the same message. */
 function toJobError(err: unknown): Error {
@@ -170,28 +171,67 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
     return make(guid, r.volumePath!);
   }
 
-  async function cleanup(job: Job, req: CleanupRequest): Promise<CleanupResult> {
-    const { containerId } = req;
-    const jobId = job.id!;
-    const recorded = await cache.jobRecord(jobId);
-    if (recorded.result) return JSON.parse(recorded.result) as CleanupResult;
-    const unmounted = new Set<string>(recorded.dismounted ? [recorded.dismounted] : []);
+  /**
+   * Unmounts every cached mount of the container, then its deterministic
+   * volume if still mounted — the seed's fallback for mounts made by a
+   * process whose cache is gone (hcsshim, or cimq before a lost Redis).
+   */
+  async function cleanContainer(containerId: string, jobId: string, dismounted: string | null = null): Promise<string[]> {
+    const unmounted = new Set<string>(dismounted ? [dismounted] : []);
     const keyPrefix = cache.keys.mount(containerId, '');
     for (const key of await cache.containerMountKeys(containerId)) {
       const r = await unmountKey(key, containerId, key.slice(keyPrefix.length), jobId);
       if (r?.volumePath) unmounted.add(r.volumePath);
     }
-    // The seed's fallback: the container's deterministic volume, mounted by a
-    // process whose cache is gone (hcsshim, or cimq before a lost Redis).
     const guid = volumeGuid(containerId);
     const vol = volumePath(guid);
     if (!unmounted.has(vol) && (await pool.isMounted(guid))) {
       await dismount(containerId, guid);
       unmounted.add(vol);
     }
-    const res: CleanupResult = { containerId, unmounted: [...unmounted] };
+    return [...unmounted];
+  }
+
+  /** What cleanContainer would dismount. */
+  async function planContainer(containerId: string): Promise<string[]> {
+    const vols = new Set((await cache.list({ containerId })).map((e) => e.volumePath));
+    const guid = volumeGuid(containerId);
+    if (!vols.has(volumePath(guid)) && (await pool.isMounted(guid))) vols.add(volumePath(guid));
+    return [...vols];
+  }
+
+  async function cleanup(job: Job, req: CleanupRequest): Promise<CleanupResult> {
+    const { containerId } = req;
+    const jobId = job.id!;
+    const recorded = await cache.jobRecord(jobId);
+    if (recorded.result) return JSON.parse(recorded.result) as CleanupResult;
+    const res: CleanupResult = { containerId, unmounted: await cleanContainer(containerId, jobId, recorded.dismounted) };
     await cache.recordResult(jobId, res);
-    log.info({ jobId, containerId, volumeGuid: guid, unmounted: res.unmounted.length }, 'cleaned up');
+    log.info({ jobId, containerId, volumeGuid: volumeGuid(containerId), unmounted: res.unmounted.length }, 'cleaned up');
+    return res;
+  }
+
+  async function batch(job: Job, parsed: ParsedJob): Promise<BatchCleanupResult> {
+    const jobId = job.id!;
+    const recorded = await cache.jobRecord(jobId);
+    if (recorded.result) return JSON.parse(recorded.result) as BatchCleanupResult;
+    const deps: BatchDeps = {
+      // Each container in its own ordered section, behind that container's earlier jobs here.
+      cleanContainer: (id) => serial.run(id, () => cleanContainer(id, jobId)),
+      planContainer,
+      dismountVolume: (guid) => dismount('(unknown container)', guid),
+      cachedContainers: async () => [...new Set((await cache.list()).map((e) => e.containerId))],
+      listVolumes: () => pool.listVolumes(),
+      progress: (p) => job.updateProgress(p),
+      parallel: pool.threads,
+    };
+    const dryRun = 'dryRun' in parsed.data && parsed.data.dryRun === true;
+    const targets = parsed.name === 'cleanup-all-except'
+      ? await allExceptTargets(parsed.data.liveContainerIds, deps)
+      : containerTargets((parsed.data as { containerIds: string[] }).containerIds);
+    const res = await runBatch(targets, dryRun, deps);
+    if (!dryRun) await cache.recordResult(jobId, res);
+    log.info({ jobId, job: parsed.name, dryRun, total: res.total, unmounted: res.unmounted.length, failed: res.failures.length }, 'batch cleanup done');
     return res;
   }
 
@@ -199,7 +239,8 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
     switch (parsed.name) {
       case 'mount': return mount(job, parsed.data);
       case 'unmount': return unmount(job, parsed.data);
-      default: return cleanup(job, parsed.data);
+      case 'cleanup': return cleanup(job, parsed.data);
+      default: return batch(job, parsed);
     }
   }
 
@@ -249,6 +290,17 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
       // Marked as placed, so that jobs taken after it do not wait for it.
       await cache.claimOrder('', jobId, activeKey, true).catch(() => undefined);
       throw e;
+    }
+    if (parsed.name === 'cleanup-batch' || parsed.name === 'cleanup-all-except') {
+      // Spans containers: each is ordered inside; the job itself takes no container's place.
+      await cache.claimOrder('', jobId, activeKey, true);
+      try {
+        return await batch(job, parsed);
+      } catch (err) {
+        const e = toJobError(err);
+        log.warn({ jobId, job: job.name, err: e.message }, 'job failed');
+        throw e;
+      }
     }
     const { containerId } = parsed.data;
     const earlier = await takePlace(jobId, containerId);

@@ -2,7 +2,7 @@
 // written or any native call is made. A failure names the field.
 import path from 'node:path';
 import { z } from 'zod';
-import { JOB_NAMES, KNOWN_MOUNT_FLAGS, DEFAULT_MOUNT_FLAGS, type ParsedJob } from './contract.js';
+import { JOB_NAMES, KNOWN_MOUNT_FLAGS, DEFAULT_MOUNT_FLAGS, MAX_BATCH, type ParsedJob } from './contract.js';
 import { CimqError } from './errors.js';
 
 export type PathFlavor = 'win32' | 'posix';
@@ -108,6 +108,8 @@ function schemas(rules: InputRules) {
     mount: z.strictObject({ containerId, cimPath, flags: flags.optional() }),
     unmount: z.strictObject({ containerId, cimPath }),
     cleanup: z.strictObject({ containerId }),
+    'cleanup-batch': z.strictObject({ containerIds: z.array(containerId).min(1).max(MAX_BATCH), dryRun: z.boolean().optional() }),
+    'cleanup-all-except': z.strictObject({ liveContainerIds: z.array(containerId).max(MAX_BATCH), dryRun: z.boolean().optional() }),
   };
 }
 

@@ -54,11 +54,15 @@ describe('cimq CLI against a cimq worker child process', () => {
     expect(await cimq('ls')).toMatchObject({ code: 0, stdout: 'no mounts\n' });
 
     await cimq('mount', cim, 'cli-2');
+    const dry = await cimq('cleanup', 'cli-2', 'cli-none', '--dry-run');
+    expect(dry.stdout).toContain(`would unmount ${volumePath(volumeGuid('cli-2'))} (cli-2)`);
+    expect(env.mountedVolumes()).toHaveLength(1);
     const c = await cimq('--json', 'cleanup', 'cli-2', 'cli-none');
-    expect(JSON.parse(c.stdout)).toEqual([
-      { containerId: 'cli-2', unmounted: [volumePath(volumeGuid('cli-2'))] },
-      { containerId: 'cli-none', unmounted: [] },
-    ]);
+    expect(JSON.parse(c.stdout)).toEqual({
+      dryRun: false, total: 2, failures: [],
+      unmounted: [{ containerId: 'cli-2', volumeGuid: volumeGuid('cli-2'), volumePath: volumePath(volumeGuid('cli-2')) }],
+    });
+    expect(c.stderr).toContain('cleanup: 2/2 done, 0 failed');
     expect(env.mountedVolumes()).toEqual([]);
   });
 

@@ -13,13 +13,16 @@ export interface NativeWorkerData {
 export type NativeTask =
   | { op: 'mount'; cimPath: string; volumeGuid: string; flags: number }
   | { op: 'dismount'; volumeGuid: string }
-  | { op: 'isMounted'; volumeGuid: string };
+  | { op: 'isMounted'; volumeGuid: string }
+  | { op: 'listVolumes' };
 
 export interface NativeResult {
   /** Unsigned HRESULT of the call; 0 for isMounted. */
   hresult: number;
   /** isMounted only. */
   mounted?: boolean;
+  /** listVolumes only: GUIDs, or null where the backend cannot list. */
+  volumes?: string[] | null;
   /** Time spent inside the native call, in milliseconds. */
   ms: number;
 }
@@ -42,6 +45,10 @@ export default function runNativeTask(task: NativeTask): NativeResult {
     case 'isMounted': {
       const mounted = backend.isMounted(task.volumeGuid);
       return { hresult: 0, mounted, ms: performance.now() - start };
+    }
+    case 'listVolumes': {
+      const volumes = backend.listVolumes();
+      return { hresult: 0, volumes, ms: performance.now() - start };
     }
     default:
       throw new TypeError(`unknown native task ${JSON.stringify((task as { op?: unknown }).op)}`);
