@@ -165,6 +165,20 @@ export class MountCache {
     return this.redis.smembers(this.keys.container(containerId));
   }
 
+  /** Entries of the node by state; chunked pipelines, so a large node never blocks Redis. */
+  async stateCounts(): Promise<Record<string, number>> {
+    const keys = await this.redis.smembers(this.keys.index);
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < keys.length; i += 1000) {
+      const pipe = this.redis.pipeline();
+      for (const key of keys.slice(i, i + 1000)) pipe.hget(key, 'state');
+      for (const [err, state] of (await pipe.exec()) ?? []) {
+        if (!err && typeof state === 'string') counts[state] = (counts[state] ?? 0) + 1;
+      }
+    }
+    return counts;
+  }
+
   /** Every entry of the node, or of one container; sorted by container, path. */
   async list(filter: { containerId?: string } = {}): Promise<MountEntry[]> {
     const keys = filter.containerId

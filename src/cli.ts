@@ -204,6 +204,32 @@ function summary(r: BatchCleanupResult): string {
 }
 
 program
+  .command('status')
+  .description("show the node's daemon, queue, cache and Redis round trip")
+  .action(async () => {
+    const st = await withClient((c) => c.status());
+    const d = st.daemon;
+    const lines = [
+      `node        ${st.node}  (queue ${st.queue}, prefix ${st.prefix})`,
+      d ? `daemon      ${d.ready ? 'ready' : 'NOT READY'}: pid ${d.pid} on ${d.host}, up ${formatAge(Date.now() - d.startedAt)}${d.http ? `, http ${d.http}` : ''}`
+        : `daemon      none reporting${st.leaseHolder ? ` (lease held by ${st.leaseHolder})` : ''}; start one with "cimq worker"`,
+      d ? `backend     ${d.backend}` : null,
+      d ? `pool        ${d.threads} threads, ${d.busy} busy, ${d.stuck} stuck; concurrency ${d.concurrency}` : null,
+      `jobs        ${Object.entries(st.jobs).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+      `cache       mounted ${st.cache.mounted}, mounting ${st.cache.mounting}, unmounting ${st.cache.unmounting}`,
+      `redis       round trip ${st.redisRttMs} ms`,
+    ].filter((l): l is string => l !== null);
+    print(st, lines.join('\n'));
+  });
+
+function formatAge(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
+}
+
+program
   .command('ls')
   .description('list the mount cache of the node')
   .option('--container <id>', 'only this container')

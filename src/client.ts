@@ -9,7 +9,8 @@ import type {
   UnmountResult,
 } from './contract.js';
 import { CimqError } from './errors.js';
-import { queueName } from './keys.js';
+import { cacheKeys, queueName } from './keys.js';
+import { describeHolder } from './lease.js';
 import { connect } from './redis.js';
 
 export interface ClientOptions {
@@ -34,6 +35,34 @@ export const DEFAULT_JOB_OPTIONS: JobsOptions = {
   removeOnComplete: { age: 3600, count: 10_000 },
   removeOnFail: { age: 24 * 3600, count: 10_000 },
 };
+
+/** What a running daemon publishes about itself every few seconds. */
+export interface DaemonStatus {
+  host: string;
+  pid: number;
+  startedAt: number;
+  backend: string;
+  threads: number;
+  busy: number;
+  stuck: number;
+  concurrency: number;
+  ready: boolean;
+  http: string | null;
+  at: number;
+}
+
+export interface NodeStatus {
+  node: string;
+  prefix: string;
+  queue: string;
+  /** null when no daemon has reported in the last 10 s. */
+  daemon: DaemonStatus | null;
+  leaseHolder: string | null;
+  jobs: Record<string, number>;
+  cache: { mounting: number; mounted: number; unmounting: number };
+  /** Median of five PINGs. */
+  redisRttMs: number;
+}
 
 export interface RunOptions {
   /** Batch jobs: called with done/total/failed as the job goes. */
@@ -152,6 +181,34 @@ export class CimqClient {
     const e = await this.cache.get(containerId, cimPath);
     if (!e || e.state !== 'mounted') throw new CimqError('NOT_MOUNTED', `cim ${cimPath} not mounted`);
     return e.volumePath;
+  }
+
+  /** What `cimq status` shows: the node's daemon, queue, cache and Redis round trip. */
+  async status(): Promise<NodeStatus> {
+    const keys = cacheKeys(this.prefix, this.node);
+    const rtts: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t = performance.now();
+      await this.redis.ping();
+      rtts.push(performance.now() - t);
+    }
+    rtts.sort((a, b) => a - b);
+    const [lease, daemon, queue, cache] = await Promise.all([
+      this.redis.get(keys.lease),
+      this.redis.get(keys.status),
+      this.queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'),
+      this.cache.stateCounts(),
+    ]);
+    return {
+      node: this.node,
+      prefix: this.prefix,
+      queue: queueName(this.node),
+      daemon: daemon ? (JSON.parse(daemon) as DaemonStatus) : null,
+      leaseHolder: lease ? describeHolder(lease) : null,
+      jobs: queue,
+      cache: { mounting: cache.mounting ?? 0, mounted: cache.mounted ?? 0, unmounting: cache.unmounting ?? 0 },
+      redisRttMs: Number(rtts[2]!.toFixed(3)),
+    };
   }
 
   list(filter: { containerId?: string } = {}): Promise<MountEntry[]> {

@@ -6,7 +6,8 @@ import { Queue, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { MountCache } from './cache.js';
 import { redactUrl, type Config } from './config.js';
-import { startHealthServer, serverPort, type Health } from './http.js';
+import { startHttpServer, serverPort, type Health } from './http.js';
+import { Metrics, outcomeOf } from './metrics.js';
 import { queueName } from './keys.js';
 import { NodeLease } from './lease.js';
 import { createLogger } from './log.js';
@@ -25,6 +26,7 @@ export interface Daemon {
   /** The health endpoint's port, when it is on. */
   readonly httpPort: number | null;
   health(): Health;
+  readonly metrics: Metrics;
   /**
    * Stops taking jobs and lets running ones (and their native calls) finish,
    * for at most shutdownTimeoutMs, then closes. Never aborts a native call.
@@ -61,10 +63,12 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   });
   if (!(await lease.acquire())) throw new Error('stopped before the node lease was acquired');
 
+  let metrics: Metrics | undefined;
   const pool = new NativePool({
     backend: config.backend,
     threads: config.threads,
     callDeadlineMs: config.callDeadlineMs,
+    onCall: (op, ms, hr) => metrics?.nativeCall(op, hr === 0, ms),
     ...(config.libraryPath ? { libraryPath: config.libraryPath } : {}),
   });
   // Resolve what a dead predecessor left half-done before taking any job.
@@ -114,10 +118,34 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     };
   };
 
+  metrics = new Metrics({
+    queueCounts: () => queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'),
+    cacheStates: () => cache.stateCounts(),
+    pool: () => ({ threads: pool.threads, busy: pool.busy, stuck: pool.stuck.length, utilization: pool.utilization }),
+    ready: () => health().ready,
+  });
+  const m = metrics;
+  worker.on('completed', (job) => m.jobFinished(job.name, 'completed', ((job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now())) / 1000));
+  worker.on('failed', (job, err) => {
+    if (job) m.jobFinished(job.name, outcomeOf(err.message), ((job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now())) / 1000);
+  });
+
+  // What `cimq status` shows of this daemon, refreshed while it runs.
+  const startedAt = Date.now();
+  let httpAddress: string | null = null;
+  const publishStatus = () => redis.set(cache.keys.status, JSON.stringify({
+    host: lease.holder.host, pid: process.pid, startedAt, backend: config.backend, threads: pool.threads, busy: pool.busy,
+    stuck: pool.stuck.length, concurrency: config.concurrency, ready: health().ready,
+    http: httpAddress, at: Date.now(),
+  }), 'PX', 10_000).catch(() => undefined);
+  const statusTimer = setInterval(() => void publishStatus(), 2000);
+  statusTimer.unref();
+
   let server: Server | null = null;
   try {
-    server = config.http ? await startHealthServer(config.http.host, config.http.port, health) : null;
+    server = config.http ? await startHttpServer(config.http.host, config.http.port, { health, metrics: () => m.text() }) : null;
   } catch (err) {
+    clearInterval(statusTimer);
     await worker.close(true);
     await pool.close();
     await lease.release();
@@ -125,6 +153,8 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     throw err;
   }
   const httpPort = server ? serverPort(server) : null;
+  httpAddress = server ? `${config.http!.host}:${httpPort}` : null;
+  void publishStatus();
 
   log.info({
     node: config.node, queue: name, prefix: config.prefix, redis: redactUrl(config.redisUrl),
@@ -141,11 +171,13 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
         new Promise<boolean>((r) => { timer = setTimeout(() => r(true), config.shutdownTimeoutMs); }),
       ]);
       clearTimeout(timer);
+      clearInterval(statusTimer);
       if (timedOut) {
         // Exit without aborting the calls: their jobs come back to the next daemon.
         log.warn({ busy: pool.busy, timeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout: leaving running jobs to the next daemon');
       } else {
         await pool.close();
+        await redis.del(cache.keys.status).catch(() => undefined);
         await lease.release();
       }
       await queue.close();
@@ -160,5 +192,5 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     void close().finally(() => opts.onFatal?.(err));
   };
 
-  return { config, pool, cache, worker, reconciled, httpPort, health, close };
+  return { config, pool, cache, worker, reconciled, httpPort, health, metrics: m, close };
 }

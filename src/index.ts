@@ -1,7 +1,7 @@
 // cimq's public API: the client for orchestrators, the job contract, the
 // error codes and hcsshim-compatible volume GUIDs; and the daemon, for
 // embedding it in another process.
-export { CimqClient, DEFAULT_JOB_OPTIONS, type ClientOptions } from './client.js';
+export { CimqClient, DEFAULT_JOB_OPTIONS, type ClientOptions, type BatchOptions, type RunOptions, type NodeStatus, type DaemonStatus } from './client.js';
 export * from './contract.js';
 export { CimqError, ERROR_CODES, type ErrorCode } from './errors.js';
 export { volumeGuid, volumePath, CIM_MOUNT_NAMESPACE } from './guid.js';

@@ -30,6 +30,8 @@ export interface CacheKeys {
   readonly seq: string;
   /** The node lease, held by the one daemon serving the node. */
   readonly lease: string;
+  /** The serving daemon's status (JSON, refreshed every few seconds), for `cimq status`. */
+  readonly status: string;
   /** BullMQ's hash of one job: `<prefix>:{<node>}:<jobId>`. */
   job(jobId: string): string;
 }
@@ -43,6 +45,7 @@ export function cacheKeys(prefix: string, node: string): CacheKeys {
     pending: (containerId) => `${base}:pending:${containerId}`,
     seq: `${base}:seq`,
     lease: `${base}:daemon`,
+    status: `${base}:status`,
     job: (jobId) => `${base}:${jobId}`,
   };
 }

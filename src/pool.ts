@@ -10,6 +10,8 @@ export interface NativePoolOptions {
   threads: number;
   /** A native call running longer than this is reported stuck (0: never). */
   callDeadlineMs?: number;
+  /** Told of every native call that returned (metrics). */
+  onCall?: (op: NativeTask['op'], ms: number, hresult: number) => void;
   /** Override where the library is loaded from (tests, unusual installs). */
   libraryPath?: string;
 }
@@ -39,12 +41,14 @@ export class NativePool {
   readonly threads: number;
   readonly backend: BackendKind;
   private readonly deadlineMs: number;
+  private readonly onCall: NativePoolOptions['onCall'];
   private readonly stuckCalls = new Set<StuckCall>();
   /** Native calls completed (or failed) since start. */
   calls = 0;
 
   constructor(opts: NativePoolOptions) {
     this.deadlineMs = opts.callDeadlineMs ?? 0;
+    this.onCall = opts.onCall;
     const workerData: NativeWorkerData = { backend: opts.backend, ...(opts.libraryPath ? { libraryPath: opts.libraryPath } : {}) };
     this.threads = opts.threads;
     this.backend = opts.backend;
@@ -82,7 +86,10 @@ export class NativePool {
 
   private run(task: NativeTask): Promise<NativeResult> {
     this.inFlight++;
-    const call = (this.piscina.run(task) as Promise<NativeResult>).finally(() => {
+    const call = (this.piscina.run(task) as Promise<NativeResult>).then((r) => {
+      this.onCall?.(task.op, r.ms, r.hresult);
+      return r;
+    }).finally(() => {
       this.inFlight--;
       this.calls++;
     });
