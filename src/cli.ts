@@ -73,8 +73,12 @@ program
   .option('--emulator-root <dir>', 'emulator state directory (env CIMFS_EMULATOR_ROOT)')
   .option('--emulator-latency-ms <ms>', 'emulator: block each call this long (env CIMFS_EMULATOR_LATENCY_MS)')
   .option('--log-level <level>', 'trace, debug, info, warn, error (env CIMQ_LOG_LEVEL, default info)')
+  .option('--http-port <port>', 'health, metrics and dashboard port on loopback; 0 picks one, "off" (env CIMQ_HTTP_PORT, default 9540)')
+  .option('--dashboard', 'serve the read-only queue dashboard at /dashboard (env CIMQ_DASHBOARD)')
   .action(async (o: Record<string, string | undefined>) => {
     const extra: ConfigOverrides = {};
+    if (o.httpPort) extra.httpPort = o.httpPort;
+    if (o.dashboard) extra.dashboard = true;
     if (o.threads) extra.threads = o.threads;
     if (o.concurrency) extra.concurrency = o.concurrency;
     if (o.backend) extra.backend = o.backend;

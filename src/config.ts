@@ -36,6 +36,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Health endpoints; null when off. */
   http: { host: string; port: number } | null;
+  /** The bull-board dashboard at /dashboard on the HTTP port. */
+  dashboard: boolean;
 }
 
 export type ConfigOverrides = Partial<{
@@ -57,6 +59,7 @@ export type ConfigOverrides = Partial<{
   shutdownTimeoutMs: string | number;
   httpPort: string | number;
   httpHost: string;
+  dashboard: string | boolean;
 }>;
 
 export class ConfigError extends Error {
@@ -119,7 +122,16 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     callDeadlineMs: int('CIMQ_CALL_DEADLINE_MS', pick('callDeadlineMs', 'CIMQ_CALL_DEADLINE_MS'), 120_000, 0, 86_400_000),
     shutdownTimeoutMs: int('CIMQ_SHUTDOWN_TIMEOUT_MS', pick('shutdownTimeoutMs', 'CIMQ_SHUTDOWN_TIMEOUT_MS'), 30_000, 0, 86_400_000),
     http: httpConfig(pick('httpPort', 'CIMQ_HTTP_PORT'), pick('httpHost', 'CIMQ_HTTP_HOST')),
+    dashboard: flag('CIMQ_DASHBOARD', pick('dashboard', 'CIMQ_DASHBOARD')),
   };
+}
+
+function flag(name: string, v: string | boolean | undefined): boolean {
+  if (v === undefined || v === '' || v === false) return false;
+  if (v === true) return true;
+  if (/^(1|true|on|yes)$/i.test(v)) return true;
+  if (/^(0|false|off|no)$/i.test(v)) return false;
+  throw new ConfigError(`${name} must be on or off (got ${JSON.stringify(v)})`);
 }
 
 /** CIMQ_HTTP_PORT: a port (0 picks a free one) or "off"; loopback unless CIMQ_HTTP_HOST says otherwise. */

@@ -8,6 +8,7 @@ import { MountCache } from './cache.js';
 import { redactUrl, type Config } from './config.js';
 import { startHttpServer, serverPort, type Health } from './http.js';
 import { Metrics, outcomeOf } from './metrics.js';
+import { createDashboard, DASHBOARD_PATH } from './dashboard.js';
 import { queueName } from './keys.js';
 import { NodeLease } from './lease.js';
 import { createLogger } from './log.js';
@@ -143,7 +144,11 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
 
   let server: Server | null = null;
   try {
-    server = config.http ? await startHttpServer(config.http.host, config.http.port, { health, metrics: () => m.text() }) : null;
+    if (config.dashboard && !config.http) throw new Error('CIMQ_DASHBOARD needs the HTTP port: set CIMQ_HTTP_PORT (not "off")');
+    const fallback = config.dashboard ? await createDashboard(queue, config.node) : undefined;
+    server = config.http
+      ? await startHttpServer(config.http.host, config.http.port, { health, metrics: () => m.text(), ...(fallback ? { fallback } : {}) })
+      : null;
   } catch (err) {
     clearInterval(statusTimer);
     await worker.close(true);
@@ -160,6 +165,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     node: config.node, queue: name, prefix: config.prefix, redis: redactUrl(config.redisUrl),
     backend: config.backend, threads: config.threads, concurrency: config.concurrency,
     allowedRoots: config.allowedRoots, reconciled, http: httpPort === null ? 'off' : `${config.http!.host}:${httpPort}`,
+    ...(config.dashboard ? { dashboard: `http://${config.http!.host}:${httpPort}${DASHBOARD_PATH}` } : {}),
   }, 'cimq worker ready');
 
   let closing: Promise<void> | undefined;
