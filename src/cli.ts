@@ -12,6 +12,7 @@ import { startDaemon } from './daemon.js';
 import { CimqError } from './errors.js';
 import { createLogger } from './log.js';
 import { probe, RedisUnreachableError } from './redis.js';
+import { startTracing } from './tracing.js';
 import type { BatchCleanupResult, BatchProgress, MountEntry } from './contract.js';
 
 const { SingleBar, Presets } = cliProgress;
@@ -48,13 +49,16 @@ function overrides(extra: ConfigOverrides = {}): ConfigOverrides {
 async function withClient<T>(fn: (c: CimqClient) => Promise<T>): Promise<T> {
   const config = loadConfig(overrides());
   await probe(config.redisUrl);
+  const tracing = await startTracing('cimq-cli');
   const client = new CimqClient({
     redisUrl: config.redisUrl, node: config.node, prefix: config.prefix, timeoutMs: config.timeoutMs,
+    ...(tracing ? { telemetry: tracing.telemetry } : {}),
   });
   try {
     return await fn(client);
   } finally {
     await client.close();
+    await tracing?.shutdown();
   }
 }
 
@@ -93,7 +97,8 @@ program
     if (o.logLevel) extra.logLevel = o.logLevel;
     const config = loadConfig(overrides(extra));
     const log = createLogger(config.logLevel);
-    const daemon = await startDaemon(config, { log, onFatal: () => process.exit(1) });
+    const tracing = await startTracing('cimq-worker');
+    const daemon = await startDaemon(config, { log, onFatal: () => process.exit(1), ...(tracing ? { telemetry: tracing.telemetry } : {}) });
     let signals = 0;
     const stop = (signal: string) => {
       if (++signals > 1) {
@@ -101,7 +106,7 @@ program
         process.exit(130);
       }
       log.info({ signal }, 'shutting down: finishing running jobs');
-      daemon.close().then(() => process.exit(0), (err) => {
+      daemon.close().then(() => tracing?.shutdown()).then(() => process.exit(0), (err) => {
         log.error({ err: (err as Error).message }, 'shutdown failed');
         process.exit(1);
       });

@@ -1,6 +1,6 @@
 // The client library for orchestrators: enqueue a job on a node's queue and
 // wait for its result, or read the cache directly for a mount path.
-import { Queue, QueueEvents, type JobsOptions } from 'bullmq';
+import { Queue, QueueEvents, type JobsOptions, type Telemetry } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { MountCache } from './cache.js';
 import { loadConfig, type ConfigOverrides } from './config.js';
@@ -23,6 +23,8 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** BullMQ options for every job; merged over the defaults below. */
   jobOptions?: JobsOptions;
+  /** BullMQ telemetry (see startTracing): the daemon's spans join the caller's trace. */
+  telemetry?: Telemetry;
 }
 
 /**
@@ -105,6 +107,7 @@ export class CimqClient {
       connection: this.redis,
       prefix: this.prefix,
       defaultJobOptions: { ...DEFAULT_JOB_OPTIONS, ...opts.jobOptions },
+      ...(opts.telemetry ? { telemetry: opts.telemetry } : {}),
     });
     this.queue.on('error', () => {}); // surfaced by the calls that fail
     this.eventsRedis = this.redis.duplicate();

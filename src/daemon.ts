@@ -2,7 +2,7 @@
 // left half-done, then runs a BullMQ Worker on the node's queue feeding the
 // processor, which runs native calls on the Piscina pool and keeps the cache.
 import type { Server } from 'node:http';
-import { Queue, Worker } from 'bullmq';
+import { Queue, Worker, type Telemetry } from 'bullmq';
 import type { Logger } from 'pino';
 import { MountCache } from './cache.js';
 import { redactUrl, type Config } from './config.js';
@@ -37,6 +37,8 @@ export interface Daemon {
 
 export interface DaemonOptions {
   log?: Logger;
+  /** BullMQ telemetry (see startTracing), so job spans continue the producer's trace. */
+  telemetry?: Telemetry;
   /** Called when the daemon must stop on its own (another daemon took the node). */
   onFatal?: (err: Error) => void;
 }
@@ -74,7 +76,8 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   });
   // Resolve what a dead predecessor left half-done before taking any job.
   const reconciled = await reconcile(cache, pool, log);
-  const queue = new Queue(name, { connection: redis, prefix: config.prefix });
+  const telemetry = opts.telemetry ? { telemetry: opts.telemetry } : {};
+  const queue = new Queue(name, { connection: redis, prefix: config.prefix, ...telemetry });
   queue.on('error', (err) => log.debug({ err: err.message }, 'queue error')); // the connection's own listener reports it
   // Its jobs still in the active list come back later: fix their order now.
   await placeOrphans(redis, cache, queue.keys.active!);
@@ -95,6 +98,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     // Every job is idempotent, so a redelivery after a crash is safe.
     maxStalledCount: config.maxStalledCount,
     autorun: false,
+    ...telemetry,
   });
   // Connection trouble is reported once per event by the connection's listener.
   worker.on('error', (err) => log.warn({ err: err.message }, 'worker error'));

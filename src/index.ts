@@ -9,3 +9,4 @@ export { cacheKeys, queueName, mountId, type CacheKeys } from './keys.js';
 export { loadConfig, ConfigError, type Config, type ConfigOverrides } from './config.js';
 export { startDaemon, type Daemon } from './daemon.js';
 export { createValidator, type InputRules } from './validate.js';
+export { startTracing, tracingConfigured, type Tracing } from './tracing.js';

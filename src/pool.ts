@@ -1,6 +1,7 @@
 // The Piscina pool that runs CimFS calls off the main thread. The main thread
 // never loads the native library: only the task module in workers/ does.
 import { fileURLToPath } from 'node:url';
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import { Piscina } from 'piscina';
 import type { NativeResult, NativeTask, NativeWorkerData } from '../workers/native-task.js';
 import type { BackendKind } from '../native/backend.js';
@@ -32,6 +33,8 @@ export interface StuckCall {
   volumeGuid: string;
   since: number;
 }
+
+const tracer = trace.getTracer('cimq');
 
 // dist/src/pool.js → dist/workers/native-task.js
 const TASK_MODULE = fileURLToPath(new URL('../workers/native-task.js', import.meta.url));
@@ -86,12 +89,17 @@ export class NativePool {
 
   private run(task: NativeTask): Promise<NativeResult> {
     this.inFlight++;
+    // A span per native call, child of the job's span when tracing is on (a no-op otherwise).
+    const span = tracer.startSpan(`cimfs.${task.op}`, { attributes: 'volumeGuid' in task ? { 'cimq.volume_guid': task.volumeGuid } : {} });
     const call = (this.piscina.run(task) as Promise<NativeResult>).then((r) => {
       this.onCall?.(task.op, r.ms, r.hresult);
+      span.setAttribute('cimq.hresult', `0x${r.hresult.toString(16)}`);
+      if (r.hresult !== 0 && task.op !== 'isMounted' && task.op !== 'listVolumes') span.setStatus({ code: SpanStatusCode.ERROR });
       return r;
     }).finally(() => {
       this.inFlight--;
       this.calls++;
+      span.end();
     });
     if (!this.deadlineMs) return call;
     return new Promise<NativeResult>((resolve, reject) => {

@@ -1,6 +1,7 @@
 // The job processor: validates a job, orders it behind earlier jobs of the
 // same container, writes the intent to the cache, runs the native call on
 // the pool, and writes the outcome. It is the only writer of the cache.
+import { trace } from '@opentelemetry/api';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { HRESULT } from '../native/hresult.js';
@@ -303,6 +304,7 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
       }
     }
     const { containerId } = parsed.data;
+    trace.getActiveSpan()?.setAttributes({ 'cimq.container_id': containerId, 'cimq.volume_guid': volumeGuid(containerId) });
     const earlier = await takePlace(jobId, containerId);
     // Enter the section right after taking the place, so sections follow places.
     return serial.run<AnyResult>(containerId, async () => {
