@@ -66,7 +66,7 @@ export class MountCache {
   async beginMount(m: MountIntent, jobId: string, now = Date.now()): Promise<MountBegin> {
     const k = this.keys;
     const r = (await this.script('mountBegin')(
-      k.mount(m.containerId, m.cimPath), k.container(m.containerId), k.index, k.job(jobId),
+      k.mount(m.containerId, m.cimPath), k.container(m.containerId), k.index, k.job(jobId), k.pending(m.containerId),
       m.containerId, m.cimPath, m.volumeGuid, m.volumePath, m.flags, now, jobId,
     )) as string[];
     switch (r[0]) {
@@ -81,7 +81,8 @@ export class MountCache {
 
   async commitMount(containerId: string, cimPath: string, jobId: string, result: unknown, now = Date.now()): Promise<boolean> {
     const k = this.keys;
-    const r = await this.script('mountCommit')(k.mount(containerId, cimPath), k.job(jobId), now, JSON.stringify(result));
+    const r = await this.script('mountCommit')(k.mount(containerId, cimPath), k.job(jobId), k.pending(containerId),
+      now, JSON.stringify(result), jobId);
     return r === 1;
   }
 
@@ -91,8 +92,10 @@ export class MountCache {
     return r === 1;
   }
 
-  async beginUnmountKey(mountKey: string, jobId: string, now = Date.now()): Promise<UnmountBegin> {
-    const r = (await this.script('unmountBegin')(mountKey, this.keys.job(jobId), now, jobId)) as string[];
+  /** `containerId` given: the step ends the job on 'done' or 'missing' (an unmount job). */
+  async beginUnmountKey(mountKey: string, jobId: string, endsJobOf?: string, now = Date.now()): Promise<UnmountBegin> {
+    const pending = this.keys.pending(endsJobOf ?? '');
+    const r = (await this.script('unmountBegin')(mountKey, this.keys.job(jobId), pending, now, jobId, endsJobOf ? '1' : '')) as string[];
     switch (r[0]) {
       case 'done': return { kind: 'done', result: r[1]! };
       case 'missing': return { kind: 'missing' };
@@ -104,16 +107,17 @@ export class MountCache {
   /** `result` undefined: the caller records the job's result itself later. */
   async finishUnmountKey(mountKey: string, containerId: string, jobId: string, result?: unknown): Promise<void> {
     const k = this.keys;
-    await this.script('unmountFinish')(mountKey, k.container(containerId), k.index, k.job(jobId),
-      result === undefined ? '' : JSON.stringify(result));
+    await this.script('unmountFinish')(mountKey, k.container(containerId), k.index, k.job(jobId), k.pending(containerId),
+      result === undefined ? '' : JSON.stringify(result), jobId);
   }
 
   async revertUnmountKey(mountKey: string, now = Date.now()): Promise<void> {
     await this.script('unmountRevert')(mountKey, now);
   }
 
-  async recordResult(jobId: string, result: unknown): Promise<void> {
-    await this.script('recordResult')(this.keys.job(jobId), JSON.stringify(result));
+  /** Records the result, and gives up the job's place in `containerId`'s order. */
+  async recordResult(jobId: string, result: unknown, containerId = ''): Promise<void> {
+    await this.script('recordResult')(this.keys.job(jobId), this.keys.pending(containerId), JSON.stringify(result), jobId);
   }
 
   /**

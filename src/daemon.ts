@@ -53,7 +53,11 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
 
   const redis = connect(config.redisUrl);
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
-  const cache = new MountCache(redis, config.prefix, config.node);
+  // The cache's own connection pipelines the commands of one tick together:
+  // many jobs in flight share round trips.
+  const cacheRedis = connect(config.redisUrl, { enableAutoPipelining: true });
+  cacheRedis.on('error', () => {}); // reported by the main connection's listener
+  const cache = new MountCache(cacheRedis, config.prefix, config.node);
   const name = queueName(config.node);
 
   let fatal: ((err: Error) => void) | undefined;
@@ -159,6 +163,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     await pool.close();
     await lease.release();
     redis.disconnect();
+    cacheRedis.disconnect();
     throw err;
   }
   const httpPort = server ? serverPort(server) : null;
@@ -192,7 +197,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       }
       await queue.close();
       await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
-      await redis.quit().catch(() => redis.disconnect());
+      await Promise.all([redis, cacheRedis].map((r) => r.quit().catch(() => r.disconnect())));
       log.info('cimq worker stopped');
     })();
     return closing;

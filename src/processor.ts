@@ -65,6 +65,30 @@ function willRetry(job: Job, err: Error): boolean {
 
 export function createProcessor({ cache, pool, validator, log, jobState, activeKey, orderRetryMs = 200, placeWaitMs = 5000 }: ProcessorDeps) {
   const serial = new KeyedSerializer();
+  /**
+   * Jobs whose section finished here and that gave up their place: a later
+   * job of the same container need not ask Redis about them again. Bounded;
+   * forgetting one only costs a look-up.
+   */
+  const finishedHere = new Set<string>();
+  /** Wakes jobs waiting for earlier-taken jobs to take their places. */
+  let wakers: (() => void)[] = [];
+  const placed = () => {
+    const w = wakers;
+    wakers = [];
+    for (const f of w) f();
+  };
+  const nextPlacement = (ms: number) => new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    wakers.push(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+  const finished = (jobId: string) => {
+    finishedHere.add(jobId);
+    if (finishedHere.size > 10_000) finishedHere.delete(finishedHere.values().next().value!);
+  };
 
   async function mount(job: Job, req: Required<MountRequest>): Promise<MountResult> {
     const { containerId, cimPath, flags } = req;
@@ -137,7 +161,7 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
 
   async function unmountKey(key: string, containerId: string, subject: string, jobId: string,
     result?: (guid: string, vol: string) => UnmountResult): Promise<{ done?: string; volumePath?: string } | null> {
-    const begin = await cache.beginUnmountKey(key, jobId);
+    const begin = await cache.beginUnmountKey(key, jobId, result ? containerId : undefined);
     if (begin.kind === 'done') return { done: begin.result };
     if (begin.kind === 'missing') return null;
     const settle = async (hr: number) => {
@@ -205,9 +229,12 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
     const { containerId } = req;
     const jobId = job.id!;
     const recorded = await cache.jobRecord(jobId);
-    if (recorded.result) return JSON.parse(recorded.result) as CleanupResult;
+    if (recorded.result) {
+      await cache.releaseOrder(containerId, jobId);
+      return JSON.parse(recorded.result) as CleanupResult;
+    }
     const res: CleanupResult = { containerId, unmounted: await cleanContainer(containerId, jobId, recorded.dismounted) };
-    await cache.recordResult(jobId, res);
+    await cache.recordResult(jobId, res, containerId);
     log.info({ jobId, containerId, volumeGuid: volumeGuid(containerId), unmounted: res.unmounted.length }, 'cleaned up');
     return res;
   }
@@ -253,11 +280,16 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
    */
   async function takePlace(jobId: string, containerId: string): Promise<string[]> {
     const start = Date.now();
-    for (let delay = 1; ; delay = Math.min(delay * 2, 25)) {
+    for (;;) {
       const force = Date.now() - start > placeWaitMs;
       const r = await cache.claimOrder(containerId, jobId, activeKey, force);
-      if (!r.wait) return r.ids;
-      await new Promise((res) => setTimeout(res, delay));
+      if (!r.wait) {
+        placed();
+        return r.ids;
+      }
+      // The jobs it waits for are nearly always on their way to this process:
+      // wake when one of them takes its place, or look again shortly.
+      await nextPlacement(25);
     }
   }
 
@@ -289,12 +321,13 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
       const e = toJobError(err);
       log.warn({ jobId, job: job.name, containerId: safeContainerId(job.data), err: e.message }, 'job failed');
       // Marked as placed, so that jobs taken after it do not wait for it.
-      await cache.claimOrder('', jobId, activeKey, true).catch(() => undefined);
+      await cache.claimOrder('', jobId, activeKey, true).then(placed, () => undefined);
       throw e;
     }
     if (parsed.name === 'cleanup-batch' || parsed.name === 'cleanup-all-except') {
       // Spans containers: each is ordered inside; the job itself takes no container's place.
       await cache.claimOrder('', jobId, activeKey, true);
+      placed();
       try {
         return await batch(job, parsed);
       } catch (err) {
@@ -309,19 +342,22 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
     // Enter the section right after taking the place, so sections follow places.
     return serial.run<AnyResult>(containerId, async () => {
       try {
-        if (earlier.length > 0 && (await mustWait(jobId, containerId))) {
+        if (earlier.some((id) => !finishedHere.has(id)) && (await mustWait(jobId, containerId))) {
           await job.moveToDelayed(Date.now() + orderRetryMs, token);
           log.debug({ jobId, containerId }, 'waiting for an earlier job of the container');
           throw new DelayedError();
         }
+        // Each job's last cache write also gave up its place in the order.
         const res = await apply(job, parsed);
-        await cache.releaseOrder(containerId, jobId);
+        finished(jobId);
         return res;
       } catch (err) {
         if (err instanceof DelayedError) throw err;
         const e = toJobError(err);
         // A job that will not run again gives up its place in the container's order.
-        if (!willRetry(job, e)) await cache.releaseOrder(containerId, jobId).catch(() => undefined);
+        if (!willRetry(job, e)) {
+          await cache.releaseOrder(containerId, jobId).then(() => finished(jobId), () => undefined);
+        }
         log.warn({ jobId, job: job.name, containerId, err: e.message }, 'job failed');
         throw e;
       }

@@ -5,13 +5,13 @@ import type { Redis } from 'ioredis';
 
 /** Script name → number of KEYS it takes. File: ./lua/<kebab-case name>.lua */
 const SCRIPTS = {
-  mountBegin: 4,
-  mountCommit: 2,
+  mountBegin: 5,
+  mountCommit: 3,
   mountAbort: 3,
-  unmountBegin: 2,
-  unmountFinish: 4,
+  unmountBegin: 3,
+  unmountFinish: 5,
   unmountRevert: 1,
-  recordResult: 1,
+  recordResult: 2,
   orderClaim: 4,
   orderRelease: 1,
   reconcileEntry: 4,

@@ -1,17 +1,22 @@
 -- Intent for a mount, written before the native call.
--- KEYS: 1 mount hash, 2 container set, 3 node index, 4 BullMQ job hash
+-- KEYS: 1 mount hash, 2 container set, 3 node index, 4 BullMQ job hash, 5 container's pending zset
 -- ARGV: 1 containerId, 2 cimPath, 3 volumeGuid, 4 volumePath, 5 flags, 6 now (ms), 7 jobId
+-- An outcome that ends the job here also gives up its place in the container's order.
 -- Returns {'done', resultJson} when this job already completed its effect
 -- (a redelivered job), {'mine', flags} when a start-up reconcile completed
 -- this job's interrupted mount, {'mounted', flags}, {'conflict', otherCimPath},
 -- {'resumed'} for an entry an interrupted job left, or {'created'}.
 -- The entry remembers the job that last wrote its intent (field jobId).
 local done = redis.call('HGET', KEYS[4], 'cimqResult')
-if done then return {'done', done} end
+if done then
+  redis.call('ZREM', KEYS[5], ARGV[7])
+  return {'done', done}
+end
 
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'mounted' then
   local f = redis.call('HMGET', KEYS[1], 'flags', 'jobId')
+  redis.call('ZREM', KEYS[5], ARGV[7])
   if f[2] == ARGV[7] then return {'mine', f[1]} end
   return {'mounted', f[1]}
 end
@@ -27,6 +32,7 @@ end
 local keyPrefixLen = #KEYS[1] - #ARGV[2]
 for _, other in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   if other ~= KEYS[1] then
+    redis.call('ZREM', KEYS[5], ARGV[7])
     return {'conflict', string.sub(other, keyPrefixLen + 1)}
   end
 end
