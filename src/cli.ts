@@ -69,7 +69,7 @@ function print(value: unknown, text: string): void {
 program
   .command('worker')
   .description('run the node daemon: take jobs off this node\'s queue and mount/unmount through CimFS')
-  .option('--threads <n>', 'native call threads (env CIMQ_THREADS, default 8)')
+  .option('--threads <n>', 'native call threads (env CIMQ_THREADS, default 4)')
   .option('--concurrency <n>', 'jobs processed at once (env CIMQ_CONCURRENCY, default 2 x threads)')
   .addOption(new Option('--backend <kind>', 'cimfs (cimfs.dll) or emulator (env CIMQ_BACKEND)').choices(['cimfs', 'emulator']))
   .option('--library <path>', 'load the backend library from this path (env CIMQ_LIBRARY)')

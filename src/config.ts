@@ -11,6 +11,8 @@ export interface Config {
   prefix: string;
   /** Piscina threads: native calls that can block at once. */
   threads: number;
+  /** Threads kept running when idle; the rest start on demand. */
+  minThreads: number;
   /** BullMQ jobs processed at once. */
   concurrency: number;
   backend: BackendKind;
@@ -45,6 +47,7 @@ export type ConfigOverrides = Partial<{
   node: string;
   prefix: string;
   threads: string | number;
+  minThreads: string | number;
   concurrency: string | number;
   backend: string;
   libraryPath: string;
@@ -101,13 +104,14 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     if (e) throw new ConfigError(`${e} (CIMQ_ALLOWED_ROOTS, separated by "${path.delimiter}")`);
   }
 
-  const threads = int('CIMQ_THREADS', pick('threads', 'CIMQ_THREADS'), 8, 1, 256);
+  const threads = int('CIMQ_THREADS', pick('threads', 'CIMQ_THREADS'), 4, 1, 256);
   const libraryPath = pick('libraryPath', 'CIMQ_LIBRARY');
   return {
     redisUrl: String(pick('redisUrl', 'REDIS_URL') || 'redis://127.0.0.1:6379'),
     node,
     prefix,
     threads,
+    minThreads: int('CIMQ_MIN_THREADS', pick('minThreads', 'CIMQ_MIN_THREADS'), threads, 1, threads),
     concurrency: int('CIMQ_CONCURRENCY', pick('concurrency', 'CIMQ_CONCURRENCY'), threads * 2, 1, 10_000),
     backend: backend as BackendKind,
     ...(libraryPath ? { libraryPath: String(libraryPath) } : {}),

@@ -74,6 +74,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   const pool = new NativePool({
     backend: config.backend,
     threads: config.threads,
+    minThreads: config.minThreads,
     callDeadlineMs: config.callDeadlineMs,
     onCall: (op, ms, hr) => metrics?.nativeCall(op, hr === 0, ms),
     ...(config.libraryPath ? { libraryPath: config.libraryPath } : {}),

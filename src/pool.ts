@@ -8,7 +8,12 @@ import type { BackendKind } from '../native/backend.js';
 
 export interface NativePoolOptions {
   backend: BackendKind;
+  /** Most threads, i.e. native calls that may block at once. */
   threads: number;
+  /** Threads kept when idle (default: all); more start when calls queue. */
+  minThreads?: number;
+  /** An idle thread above minThreads stops after this long. */
+  idleThreadMs?: number;
   /** A native call running longer than this is reported stuck (0: never). */
   callDeadlineMs?: number;
   /** Told of every native call that returned (metrics). */
@@ -57,12 +62,15 @@ export class NativePool {
     this.backend = opts.backend;
     this.piscina = new Piscina({
       filename: TASK_MODULE,
-      // A fixed-size pool: threads are cheap to keep, and waking an idle one
-      // costs more than a native call. One task per thread, since each task
-      // blocks its thread for the whole native call.
-      minThreads: opts.threads,
+      // By default every thread stays ready: starting one (a V8 isolate and
+      // the library) costs tens of ms and stalls the main loop briefly, which a
+      // burst of container starts would feel. Each costs ~11 MB; with
+      // minThreads below threads the rest start on demand and stop after
+      // idleThreadMs (safe: an idle thread is not inside native code).
+      // One task per thread, since each task blocks its thread for the call.
+      minThreads: Math.min(opts.minThreads ?? opts.threads, opts.threads),
       maxThreads: opts.threads,
-      idleTimeout: Infinity,
+      idleTimeout: opts.idleThreadMs ?? 60_000,
       concurrentTasksPerWorker: 1,
       workerData,
     });
