@@ -1,33 +1,10 @@
 // Helpers for the benchmark: a private Redis, stats, and waiting for jobs.
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { Redis } from 'ioredis';
-
-export async function redisAnswers(url) {
-  const r = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    return (await r.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
-  }
-}
+import { startRedisServer } from '../scripts/redis-server.mjs';
 
 /** A redis-server of our own on a free loopback port, without persistence. */
 export async function privateRedis() {
-  const port = await new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-    s.on('error', reject);
-  });
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  proc.on('error', (err) => { console.error(`bench: cannot start redis-server (${err.message}); install it or set REDIS_URL`); process.exit(2); });
-  const url = `redis://127.0.0.1:${port}`;
-  for (let i = 0; i < 200 && !(await redisAnswers(url)); i++) await new Promise((r) => setTimeout(r, 25));
-  return { url, stop: () => proc.kill('SIGTERM') };
+  const server = await startRedisServer(['--appendonly', 'no']);
+  return { url: server.url, stop: () => server.stop() };
 }
 
 export function summarize(values) {
