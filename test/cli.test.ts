@@ -1,6 +1,7 @@
 // The daemon as users run it: `cimq worker` in its own process, driven by
 // the `cimq` CLI in others.
 import { spawn, execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { volumeGuid, volumePath } from '../dist/src/index.js';
@@ -64,6 +65,22 @@ describe('cimq CLI against a cimq worker child process', () => {
     });
     expect(c.stderr).toContain('cleanup: 2/2 done, 0 failed');
     expect(env.mountedVolumes()).toEqual([]);
+  });
+
+  it('cleans up from files (--from-file, --all-except); no ids at all is an input error', async () => {
+    const dir = env.layers;
+    for (const id of ['f-1', 'f-2', 'live-1']) expect((await cimq('mount', env.cim(`${id}.cim`), id)).code).toBe(0);
+    writeFileSync(`${dir}/ids.txt`, '# dead ones\nf-1\n\n');
+    const one = await cimq('--json', 'cleanup', '--from-file', `${dir}/ids.txt`);
+    expect(JSON.parse(one.stdout)).toMatchObject({ total: 1, failures: [], unmounted: [{ containerId: 'f-1' }] });
+    writeFileSync(`${dir}/live.txt`, 'live-1\n');
+    const all = await cimq('cleanup', '--all-except', `${dir}/live.txt`);
+    expect(all.code).toBe(0);
+    expect(all.stdout).toContain(`unmounted ${volumePath(volumeGuid('f-2'))} (f-2)`);
+    expect(all.stdout).not.toContain('live-1');
+    expect(env.mountedVolumes()).toEqual([`Volume{${volumeGuid('live-1')}}`]);
+    await cimq('cleanup', 'live-1');
+    expect(await cimq('cleanup')).toMatchObject({ code: 1, stderr: expect.stringContaining('INVALID_INPUT: name containers to clean up') });
   });
 
   it('reports errors with their code and a non-zero exit', async () => {
