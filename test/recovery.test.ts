@@ -85,11 +85,12 @@ describe('one daemon per node', () => {
       await expect.poll(() => d2.output(), { timeout: 10_000 }).toContain('waiting as a standby');
       expect(d2.output()).not.toContain('cimq worker ready');
       const first = await client.mount({ containerId: 'lease-1', cimPath: env.cim('lease.cim') });
-      expect(d1.output()).toContain(first.volumeGuid);
+      // The log line may reach us a moment after the result does.
+      await expect.poll(() => d1.output(), { timeout: 5000 }).toContain(first.volumeGuid);
       await d1.stop();
       await d2.ready; // took the node over once the first gave it up
       const second = await client.unmount('lease-1', env.cim('lease.cim'));
-      expect(d2.output()).toContain('"unmounted"');
+      await expect.poll(() => d2.output(), { timeout: 5000 }).toContain('"unmounted"');
       expect(second.volumeGuid).toBe(first.volumeGuid);
     } finally {
       await d1.stop();

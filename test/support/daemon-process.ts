@@ -21,8 +21,11 @@ export function spawnDaemon(env: TestEnv, extraEnv: Record<string, string> = {},
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
+  // 'exit' time is when it died; resolve on 'close', once its output has all been read.
+  let diedAt = 0;
+  proc.once('exit', () => (diedAt = performance.now()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
-    proc.once('exit', (code, signal) => resolve({ code, signal, at: performance.now() })));
+    proc.once('close', (code, signal) => resolve({ code, signal, at: diedAt || performance.now() })));
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setInterval(() => {
       if (out.includes('cimq worker ready')) {
