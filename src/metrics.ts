@@ -35,26 +35,14 @@ export class Metrics {
       name: 'cimq_native_call_duration_seconds', help: 'Time inside CimFS calls on pool threads, by call and result (ok or error)',
       labelNames: ['op', 'result'], buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5], registers,
     });
-    new Gauge({
-      name: 'cimq_pool_threads', help: 'Pool threads (CIMQ_THREADS)', registers,
-      collect() { this.set(sources.pool().threads); },
-    });
-    new Gauge({
-      name: 'cimq_pool_busy_threads', help: 'Pool threads inside a native call now', registers,
-      collect() { this.set(sources.pool().busy); },
-    });
-    new Gauge({
-      name: 'cimq_pool_utilization', help: 'Share of pool thread time spent running calls since start (0..1)', registers,
-      collect() { this.set(sources.pool().utilization); },
-    });
-    new Gauge({
-      name: 'cimq_native_stuck_calls', help: 'Native calls past their deadline that have not returned', registers,
-      collect() { this.set(sources.pool().stuck); },
-    });
-    new Gauge({
-      name: 'cimq_ready', help: '1 when /readyz would answer 200', registers,
-      collect() { this.set(sources.ready() ? 1 : 0); },
-    });
+    // Plain gauges, read when scraped.
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({ name, help, registers, collect() { this.set(read()); } });
+    gauge('cimq_pool_threads', 'Pool threads (CIMQ_THREADS)', () => sources.pool().threads);
+    gauge('cimq_pool_busy_threads', 'Pool threads inside a native call now', () => sources.pool().busy);
+    gauge('cimq_pool_utilization', 'Share of pool thread time spent running calls since start (0..1)', () => sources.pool().utilization);
+    gauge('cimq_native_stuck_calls', 'Native calls past their deadline that have not returned', () => sources.pool().stuck);
+    gauge('cimq_ready', '1 when /readyz would answer 200', () => (sources.ready() ? 1 : 0));
     new Gauge({
       name: 'cimq_queue_jobs', help: "Jobs in the node's queue, by state", labelNames: ['state'], registers,
       async collect() {

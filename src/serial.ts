@@ -17,9 +17,4 @@ export class KeyedSerializer {
     });
     return next;
   }
-
-  /** Keys with work queued or running. */
-  get size(): number {
-    return this.tails.size;
-  }
 }
