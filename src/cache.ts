@@ -7,7 +7,11 @@ import { LuaScripts } from './scripts.js';
 import { cacheKeys, type CacheKeys } from './keys.js';
 import type { MountEntry, MountState } from './contract.js';
 
+/** Earlier jobs of the container are still pending: the job waits for them, then begins again. */
+export interface Earlier { kind: 'earlier'; ids: string[] }
+
 export type MountBegin =
+  | Earlier
   | { kind: 'done'; result: string }
   | { kind: 'mounted'; flags: number }
   | { kind: 'mine'; flags: number }
@@ -16,6 +20,7 @@ export type MountBegin =
   | { kind: 'created' };
 
 export type UnmountBegin =
+  | Earlier
   | { kind: 'done'; result: string }
   | { kind: 'missing' }
   | { kind: 'unmounting'; volumeGuid: string; volumePath: string; previousState: MountState };
@@ -63,13 +68,16 @@ export class MountCache {
 
   // ---- writes: the processor's state transitions ----
 
+  /** Places the job in its container's order, then writes the intent unless earlier jobs are pending. */
   async beginMount(m: MountIntent, jobId: string, now = Date.now()): Promise<MountBegin> {
     const k = this.keys;
     const r = (await this.script('mountBegin')(
       k.mount(m.containerId, m.cimPath), k.container(m.containerId), k.index, k.job(jobId), k.pending(m.containerId),
-      m.containerId, m.cimPath, m.volumeGuid, m.volumePath, m.flags, now, jobId,
+      k.seq, k.active,
+      m.containerId, m.cimPath, m.volumeGuid, m.volumePath, m.flags, now, jobId, k.job(''), k.pending(''),
     )) as string[];
     switch (r[0]) {
+      case 'earlier': return { kind: 'earlier', ids: r.slice(1) };
       case 'done': return { kind: 'done', result: r[1]! };
       case 'mounted': return { kind: 'mounted', flags: Number(r[1]) };
       case 'mine': return { kind: 'mine', flags: Number(r[1]) };
@@ -92,11 +100,16 @@ export class MountCache {
     return r === 1;
   }
 
-  /** `containerId` given: the step ends the job on 'done' or 'missing' (an unmount job). */
+  /**
+   * `endsJobOf` given (an unmount job): the job is placed in that container's
+   * order first, and the step ends the job on 'done' or 'missing'.
+   */
   async beginUnmountKey(mountKey: string, jobId: string, endsJobOf?: string, now = Date.now()): Promise<UnmountBegin> {
-    const pending = this.keys.pending(endsJobOf ?? '');
-    const r = (await this.script('unmountBegin')(mountKey, this.keys.job(jobId), pending, now, jobId, endsJobOf ? '1' : '')) as string[];
+    const k = this.keys;
+    const r = (await this.script('unmountBegin')(mountKey, k.job(jobId), k.pending(endsJobOf ?? ''), k.seq, k.active,
+      now, jobId, endsJobOf ?? '', k.job(''), k.pending(''))) as string[];
     switch (r[0]) {
+      case 'earlier': return { kind: 'earlier', ids: r.slice(1) };
       case 'done': return { kind: 'done', result: r[1]! };
       case 'missing': return { kind: 'missing' };
       default:
@@ -121,16 +134,17 @@ export class MountCache {
   }
 
   /**
-   * Takes the job's place in its container's durable order (kept on
-   * redelivery). `wait`: jobs taken off the queue before this one have no
-   * place yet; ask again shortly. `ok`: the earlier jobs still pending.
-   * An empty containerId only marks the job as placed (invalid payloads).
+   * Places the job in its container's durable order (kept on redelivery),
+   * together with any job taken off the queue before it that is not placed
+   * yet; see order-claim.lua. `containerId` is the container the processor
+   * parsed, or '' to take it from the payload. Returns the container whose
+   * order the job is in ('' for none) and that container's earlier jobs still
+   * pending.
    */
-  async claimOrder(containerId: string, jobId: string, activeKey: string, force = false): Promise<{ wait: boolean; ids: string[] }> {
+  async claimOrder(jobId: string, containerId = ''): Promise<{ containerId: string; earlier: string[] }> {
     const k = this.keys;
-    const r = (await this.script('orderClaim')(k.pending(containerId), k.seq, activeKey, k.job(jobId),
-      jobId, k.job(''), force ? '1' : '')) as string[];
-    return { wait: r[0] === 'wait', ids: r.slice(1) };
+    const r = (await this.script('orderClaim')(k.seq, k.active, jobId, k.job(''), k.pending(''), containerId)) as string[];
+    return { containerId: r[0] ?? '', earlier: r.slice(1) };
   }
 
   async releaseOrder(containerId: string, ...jobIds: string[]): Promise<void> {

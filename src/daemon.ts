@@ -85,11 +85,10 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   const queue = new Queue(name, { connection: redis, prefix: config.prefix, ...telemetry });
   queue.on('error', (err) => log.debug({ err: err.message }, 'queue error')); // the connection's own listener reports it
   // Its jobs still in the active list come back later: fix their order now.
-  await placeOrphans(redis, cache, queue.keys.active!);
+  await placeOrphans(redis, cache);
   const processor = createProcessor({
     cache, pool, validator: createValidator(config), log,
     jobState: (id) => queue.getJobState(id),
-    activeKey: queue.keys.active!,
   });
   const worker = new Worker(name, processor, {
     connection: redis,

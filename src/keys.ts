@@ -34,6 +34,8 @@ export interface CacheKeys {
   readonly status: string;
   /** BullMQ's hash of one job: `<prefix>:{<node>}:<jobId>`. */
   job(jobId: string): string;
+  /** BullMQ's list of the node's active jobs, newest on the left: `<prefix>:{<node>}:active`. */
+  readonly active: string;
 }
 
 export function cacheKeys(prefix: string, node: string): CacheKeys {
@@ -47,5 +49,6 @@ export function cacheKeys(prefix: string, node: string): CacheKeys {
     lease: `${base}:daemon`,
     status: `${base}:status`,
     job: (jobId) => `${base}:${jobId}`,
+    active: `${base}:active`,
   };
 }

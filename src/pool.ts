@@ -16,6 +16,12 @@ export interface NativePoolOptions {
   idleThreadMs?: number;
   /** A native call running longer than this is reported stuck (0: never). */
   callDeadlineMs?: number;
+  /**
+   * Most calls sent to one thread in one hand-off (default 64; 1 sends each
+   * call alone). A batch runs its calls one after another on its thread, so
+   * batches grow past an even share of the queue only while calls are short.
+   */
+  maxBatch?: number;
   /** Told of every native call that returned (metrics). */
   onCall?: (op: NativeTask['op'], ms: number, hresult: number) => void;
   /** Override where the library is loaded from (tests, unusual installs). */
@@ -41,6 +47,9 @@ export interface StuckCall {
 
 const tracer = trace.getTracer('cimq');
 
+/** Native time one hand-off may queue on one thread when calls are short. */
+const BATCH_BUDGET_MS = 2;
+
 // dist/src/pool.js → dist/workers/native-task.js
 const TASK_MODULE = fileURLToPath(new URL('../workers/native-task.js', import.meta.url));
 
@@ -51,11 +60,21 @@ export class NativePool {
   private readonly deadlineMs: number;
   private readonly onCall: NativePoolOptions['onCall'];
   private readonly stuckCalls = new Set<StuckCall>();
+  private readonly maxBatch: number;
+  /** Calls waiting for a thread, sent at the end of the event-loop turn. */
+  private queued: { task: NativeTask; resolve: (r: NativeResult) => void; reject: (e: Error) => void }[] = [];
+  private flushScheduled = false;
+  /** Hand-offs (single calls or batches) running on threads. */
+  private handOffs = 0;
+  private drained: (() => void) | null = null;
+  /** Recent mean time inside a native call, in ms; starts pessimistic so a first burst spreads. */
+  private meanCallMs = 10;
   /** Native calls completed (or failed) since start. */
   calls = 0;
 
   constructor(opts: NativePoolOptions) {
     this.deadlineMs = opts.callDeadlineMs ?? 0;
+    this.maxBatch = Math.max(1, opts.maxBatch ?? 64);
     this.onCall = opts.onCall;
     const workerData: NativeWorkerData = { backend: opts.backend, ...(opts.libraryPath ? { libraryPath: opts.libraryPath } : {}) };
     this.threads = opts.threads;
@@ -99,7 +118,8 @@ export class NativePool {
     this.inFlight++;
     // A span per native call, child of the job's span when tracing is on (a no-op otherwise).
     const span = tracer.startSpan(`cimfs.${task.op}`, { attributes: 'volumeGuid' in task ? { 'cimq.volume_guid': task.volumeGuid } : {} });
-    const call = (this.piscina.run(task) as Promise<NativeResult>).then((r) => {
+    const call = this.submit(task).then((r) => {
+      this.meanCallMs += (r.ms - this.meanCallMs) * 0.2;
       this.onCall?.(task.op, r.ms, r.hresult);
       span.setAttribute('cimq.hresult', `0x${r.hresult.toString(16)}`);
       if (r.hresult !== 0 && task.op !== 'isMounted' && task.op !== 'listVolumes') span.setStatus({ code: SpanStatusCode.ERROR });
@@ -128,6 +148,46 @@ export class NativePool {
     });
   }
 
+  private submit(task: NativeTask): Promise<NativeResult> {
+    return new Promise<NativeResult>((resolve, reject) => {
+      this.queued.push({ task, resolve, reject });
+      if (this.flushScheduled) return;
+      this.flushScheduled = true;
+      // Calls made in the same turn (replies for many jobs arrive in one
+      // socket read, and their jobs reach this point together) leave together.
+      queueMicrotask(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    });
+  }
+
+  /**
+   * Sends queued calls to idle threads, at most one hand-off per thread. Each
+   * gets an even share of the queue, so a burst of blocking calls runs side
+   * by side; while calls are short (recent mean), a hand-off takes up to
+   * BATCH_BUDGET_MS of them, since waking a thread costs more than the calls.
+   */
+  private flush(): void {
+    const short = Math.floor(BATCH_BUDGET_MS / Math.max(this.meanCallMs, 0.001));
+    while (this.queued.length > 0 && this.handOffs < this.threads) {
+      const size = Math.min(this.maxBatch, Math.max(Math.ceil(this.queued.length / this.threads), short));
+      const calls = this.queued.splice(0, size);
+      this.handOffs++;
+      const sent = size === 1 ? calls[0]!.task : calls.map((c) => c.task);
+      (this.piscina.run(sent) as Promise<NativeResult | NativeResult[]>).then((r) => {
+        const results = Array.isArray(r) ? r : [r];
+        calls.forEach((c, i) => c.resolve(results[i]!));
+      }, (err: unknown) => {
+        for (const c of calls) c.reject(err as Error);
+      }).finally(() => {
+        this.handOffs--;
+        this.flush();
+        if (this.handOffs === 0 && this.queued.length === 0) this.drained?.();
+      });
+    }
+  }
+
   /** Native calls past their deadline that have not returned yet. */
   get stuck(): StuckCall[] {
     return [...this.stuckCalls];
@@ -149,6 +209,7 @@ export class NativePool {
    */
   async close(): Promise<void> {
     if (this.stuckCalls.size > 0) return;
+    if (this.handOffs > 0 || this.queued.length > 0) await new Promise<void>((resolve) => { this.drained = resolve; });
     await this.piscina.close();
   }
 }

@@ -24,15 +24,18 @@ export interface ProcessorDeps {
   log: Logger;
   /** A job's BullMQ state ('completed', 'failed', 'unknown', 'waiting', …). */
   jobState: (jobId: string) => Promise<string>;
-  /** The queue's active list: the order in which jobs were taken off the queue. */
-  activeKey: string;
-  /** Longest wait for jobs taken earlier to take their places first. */
-  placeWaitMs?: number;
   /** How long a job waits before looking again for an earlier job of its container. */
   orderRetryMs?: number;
+  /** Longest wait for an earlier job of the container, taken off the queue here, to reach the processor. */
+  arrivalWaitMs?: number;
 }
 
 type AnyResult = MountResult | UnmountResult | CleanupResult | BatchCleanupResult;
+
+/** Returned instead of a result: earlier jobs of the container are pending; nothing was done. */
+class EarlierPending {
+  constructor(readonly ids: string[]) {}
+}
 
 /** Errors BullMQ must not retry become UnrecoverableError with the same message. */
 function toJobError(err: unknown): Error {
@@ -63,7 +66,7 @@ function willRetry(job: Job, err: Error): boolean {
   return job.attemptsMade + 1 < (job.opts.attempts ?? 1);
 }
 
-export function createProcessor({ cache, pool, validator, log, jobState, activeKey, orderRetryMs = 200, placeWaitMs = 5000 }: ProcessorDeps) {
+export function createProcessor({ cache, pool, validator, log, jobState, orderRetryMs = 200, arrivalWaitMs = 1000 }: ProcessorDeps) {
   const serial = new KeyedSerializer();
   /**
    * Jobs whose section finished here and that gave up their place: a later
@@ -71,26 +74,24 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
    * forgetting one only costs a look-up.
    */
   const finishedHere = new Set<string>();
-  /** Wakes jobs waiting for earlier-taken jobs to take their places. */
-  let wakers: (() => void)[] = [];
-  const placed = () => {
-    const w = wakers;
-    wakers = [];
-    for (const f of w) f();
-  };
-  const nextPlacement = (ms: number) => new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    wakers.push(() => {
+  /** Jobs this process has been handed and not settled yet: settles when the job's attempt ends here. */
+  const inProcess = new Map<string, Promise<void>>();
+  /** Jobs waited for by a later job of their container, before they reach the processor. */
+  const arrivals = new Map<string, (() => void)[]>();
+  const arrival = (jobId: string, ms: number) => new Promise<void>((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
       clearTimeout(t);
       resolve();
-    });
+    }
+    arrivals.set(jobId, [...(arrivals.get(jobId) ?? []), done]);
   });
   const finished = (jobId: string) => {
     finishedHere.add(jobId);
     if (finishedHere.size > 10_000) finishedHere.delete(finishedHere.values().next().value!);
   };
 
-  async function mount(job: Job, req: Required<MountRequest>): Promise<MountResult> {
+  async function mount(job: Job, req: Required<MountRequest>): Promise<MountResult | EarlierPending> {
     const { containerId, cimPath, flags } = req;
     const guid = volumeGuid(containerId);
     const vol = volumePath(guid);
@@ -100,6 +101,8 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
       volumePath: vol, volumeGuid: guid, containerId, cimPath, flags: f, alreadyMounted: already,
     });
     switch (begin.kind) {
+      case 'earlier':
+        return new EarlierPending(begin.ids);
       case 'done':
         return JSON.parse(begin.result) as MountResult;
       case 'mine':
@@ -160,8 +163,9 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
   }
 
   async function unmountKey(key: string, containerId: string, subject: string, jobId: string,
-    result?: (guid: string, vol: string) => UnmountResult): Promise<{ done?: string; volumePath?: string } | null> {
+    result?: (guid: string, vol: string) => UnmountResult): Promise<{ done?: string; volumePath?: string } | EarlierPending | null> {
     const begin = await cache.beginUnmountKey(key, jobId, result ? containerId : undefined);
+    if (begin.kind === 'earlier') return new EarlierPending(begin.ids);
     if (begin.kind === 'done') return { done: begin.result };
     if (begin.kind === 'missing') return null;
     const settle = async (hr: number) => {
@@ -184,11 +188,12 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
     return { volumePath: begin.volumePath };
   }
 
-  async function unmount(job: Job, req: UnmountRequest): Promise<UnmountResult> {
+  async function unmount(job: Job, req: UnmountRequest): Promise<UnmountResult | EarlierPending> {
     const { containerId, cimPath } = req;
     const key = cache.keys.mount(containerId, cimPath);
     const make = (guid: string, vol: string): UnmountResult => ({ volumePath: vol, volumeGuid: guid, containerId, cimPath });
     const r = await unmountKey(key, containerId, cimPath, job.id!, make);
+    if (r instanceof EarlierPending) return r;
     if (!r) throw new CimqError('NOT_MOUNTED', `cim ${cimPath} not mounted for container ${containerId}; nothing to unmount ("cimq ls" lists mounts)`);
     if (r.done) return JSON.parse(r.done) as UnmountResult;
     const guid = volumeGuid(containerId);
@@ -206,7 +211,7 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
     const keyPrefix = cache.keys.mount(containerId, '');
     for (const key of await cache.containerMountKeys(containerId)) {
       const r = await unmountKey(key, containerId, key.slice(keyPrefix.length), jobId);
-      if (r?.volumePath) unmounted.add(r.volumePath);
+      if (r && !(r instanceof EarlierPending) && r.volumePath) unmounted.add(r.volumePath);
     }
     const guid = volumeGuid(containerId);
     const vol = volumePath(guid);
@@ -225,9 +230,11 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
     return [...vols];
   }
 
-  async function cleanup(job: Job, req: CleanupRequest): Promise<CleanupResult> {
+  async function cleanup(job: Job, req: CleanupRequest): Promise<CleanupResult | EarlierPending> {
     const { containerId } = req;
     const jobId = job.id!;
+    const { earlier } = await cache.claimOrder(jobId, containerId);
+    if (earlier.length) return new EarlierPending(earlier);
     const recorded = await cache.jobRecord(jobId);
     if (recorded.result) {
       await cache.releaseOrder(containerId, jobId);
@@ -263,7 +270,7 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
     return res;
   }
 
-  function apply(job: Job, parsed: ParsedJob): Promise<AnyResult> {
+  function apply(job: Job, parsed: ParsedJob): Promise<AnyResult | EarlierPending> {
     switch (parsed.name) {
       case 'mount': return mount(job, parsed.data);
       case 'unmount': return unmount(job, parsed.data);
@@ -273,37 +280,30 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
   }
 
   /**
-   * Takes this job's place in its container's durable order. BullMQ can hand
-   * jobs to the processor in another order than it took them off the queue,
-   * so a job waits (briefly) for the jobs taken before it to take theirs.
-   * Returns the earlier jobs of the container still pending.
+   * Waits for the earlier pending jobs of the container that run here: each
+   * was taken off the queue by this worker, so one not handed to the
+   * processor yet is on its way. Returns the earlier jobs that did not
+   * finish here: back in the queue after a crash or waiting out a retry's
+   * backoff (or, rarely, still on their way).
    */
-  async function takePlace(jobId: string, containerId: string): Promise<string[]> {
-    const start = Date.now();
-    for (;;) {
-      const force = Date.now() - start > placeWaitMs;
-      const r = await cache.claimOrder(containerId, jobId, activeKey, force);
-      if (!r.wait) {
-        placed();
-        return r.ids;
-      }
-      // The jobs it waits for are nearly always on their way to this process:
-      // wake when one of them takes its place, or look again shortly.
-      await nextPlacement(25);
+  async function awaitEarlier(earlier: string[]): Promise<string[]> {
+    for (const id of earlier) {
+      if (finishedHere.has(id)) continue;
+      if (!inProcess.has(id)) await arrival(id, arrivalWaitMs);
+      await inProcess.get(id);
     }
+    return earlier.filter((id) => !finishedHere.has(id));
   }
 
   /**
-   * Runs inside the container's serialized section, where every earlier job
-   * of this process has finished its section and given up its place: an
-   * earlier job still pending is back in the queue after a crash or waiting
-   * out a retry's backoff, and this job steps aside until it has run.
+   * Whether an earlier job of the container is still to run elsewhere
+   * (waiting, delayed, or active in a dead daemon's hands), so this job must
+   * step aside until it has. Finished ones give up their places.
    */
-  async function mustWait(jobId: string, containerId: string): Promise<boolean> {
-    const { ids } = await cache.claimOrder(containerId, jobId, activeKey, true);
+  async function mustWait(containerId: string, earlier: string[]): Promise<boolean> {
     const stale: string[] = [];
     let wait = false;
-    for (const id of ids) {
+    for (const id of earlier) {
       const state = await jobState(id);
       if (state === 'completed' || state === 'failed' || state === 'unknown') stale.push(id);
       else wait = true;
@@ -312,7 +312,7 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
     return wait;
   }
 
-  return async function process(job: Job, token?: string): Promise<AnyResult> {
+  async function run(job: Job, token: string | undefined): Promise<AnyResult> {
     const jobId = job.id!;
     let parsed: ParsedJob;
     try {
@@ -320,15 +320,16 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
     } catch (err) {
       const e = toJobError(err);
       log.warn({ jobId, job: job.name, containerId: safeContainerId(job.data), err: e.message }, 'job failed');
-      // Marked as placed, so that jobs taken after it do not wait for it.
-      await cache.claimOrder('', jobId, activeKey, true).then(placed, () => undefined);
+      // Placed like any job (order-claim.lua keeps the placed jobs contiguous), then out of any order at once.
+      await cache.claimOrder(jobId)
+        .then(({ containerId }) => cache.releaseOrder(containerId, jobId))
+        .then(() => finished(jobId), () => undefined);
       throw e;
     }
     if (parsed.name === 'cleanup-batch' || parsed.name === 'cleanup-all-except') {
-      // Spans containers: each is ordered inside; the job itself takes no container's place.
-      await cache.claimOrder('', jobId, activeKey, true);
-      placed();
+      // Spans containers: each is ordered inside; the job itself is in no container's order.
       try {
+        await cache.claimOrder(jobId);
         return await batch(job, parsed);
       } catch (err) {
         const e = toJobError(err);
@@ -338,30 +339,48 @@ export function createProcessor({ cache, pool, validator, log, jobState, activeK
     }
     const { containerId } = parsed.data;
     trace.getActiveSpan()?.setAttributes({ 'cimq.container_id': containerId, 'cimq.volume_guid': volumeGuid(containerId) });
-    const earlier = await takePlace(jobId, containerId);
-    // Enter the section right after taking the place, so sections follow places.
-    return serial.run<AnyResult>(containerId, async () => {
-      try {
-        if (earlier.some((id) => !finishedHere.has(id)) && (await mustWait(jobId, containerId))) {
+    try {
+      // The section keeps batch cleanups off a container while its job runs.
+      // The job's first cache write places it in the container's order; its
+      // last gives the place up. With earlier jobs pending it does nothing,
+      // waits for those that run here, and begins again.
+      for (let round = 0; ; round++) {
+        const out = await serial.run(containerId, () => apply(job, parsed));
+        if (!(out instanceof EarlierPending)) {
+          finished(jobId);
+          return out;
+        }
+        const elsewhere = await awaitEarlier(out.ids);
+        if (elsewhere.length && (round >= 2 || (await mustWait(containerId, elsewhere)))) {
           await job.moveToDelayed(Date.now() + orderRetryMs, token);
           log.debug({ jobId, containerId }, 'waiting for an earlier job of the container');
           throw new DelayedError();
         }
-        // Each job's last cache write also gave up its place in the order.
-        const res = await apply(job, parsed);
-        finished(jobId);
-        return res;
-      } catch (err) {
-        if (err instanceof DelayedError) throw err;
-        const e = toJobError(err);
-        // A job that will not run again gives up its place in the container's order.
-        if (!willRetry(job, e)) {
-          await cache.releaseOrder(containerId, jobId).then(() => finished(jobId), () => undefined);
-        }
-        log.warn({ jobId, job: job.name, containerId, err: e.message }, 'job failed');
-        throw e;
       }
-    });
+    } catch (err) {
+      if (err instanceof DelayedError) throw err;
+      const e = toJobError(err);
+      // A job that will not run again gives up its place in the container's order.
+      if (!willRetry(job, e)) {
+        await cache.releaseOrder(containerId, jobId).then(() => finished(jobId), () => undefined);
+      }
+      log.warn({ jobId, job: job.name, containerId, err: e.message }, 'job failed');
+      throw e;
+    }
+  }
+
+  return async function process(job: Job, token?: string): Promise<AnyResult> {
+    const jobId = job.id!;
+    let settle!: () => void;
+    inProcess.set(jobId, new Promise<void>((resolve) => { settle = resolve; }));
+    for (const wake of arrivals.get(jobId) ?? []) wake();
+    arrivals.delete(jobId);
+    try {
+      return await run(job, token);
+    } finally {
+      inProcess.delete(jobId);
+      settle();
+    }
   };
 }
 

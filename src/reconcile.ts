@@ -8,7 +8,6 @@ import type { Logger } from 'pino';
 import type { MountCache } from './cache.js';
 import type { UnmountResult } from './contract.js';
 import type { NativePool } from './pool.js';
-import { checkContainerId } from './validate.js';
 
 export interface ReconcileReport {
   checked: number;
@@ -58,25 +57,12 @@ export async function reconcile(cache: MountCache, pool: NativePool, log: Logger
 /**
  * Jobs a dead daemon had taken off the queue are still in the active list,
  * in the order they were taken, until BullMQ's stalled check puts them back
- * (in no particular order). Giving each its place in its container's order
- * now, oldest first, keeps one container's jobs in order across the crash.
+ * (in no particular order). Placing the newest places every unplaced one
+ * before it, oldest first (order-claim.lua), which keeps one container's jobs
+ * in order across the crash.
  */
-export async function placeOrphans(redis: Redis, cache: MountCache, activeKey: string): Promise<number> {
-  const active = await redis.lrange(activeKey, 0, -1);
-  for (const id of active.reverse()) {
-    const key = cache.keys.job(id);
-    let containerId = '';
-    // Payloads are not validated yet: read only a sane size, take only a valid id.
-    if ((await redis.hstrlen(key, 'data')) <= 1_000_000) {
-      try {
-        const data = JSON.parse((await redis.hget(key, 'data')) ?? 'null') as { containerId?: unknown } | null;
-        const cid = data?.containerId;
-        if (typeof cid === 'string' && checkContainerId(cid) === null) containerId = cid;
-      } catch {
-        // not JSON: stays unplaced in any container
-      }
-    }
-    await cache.claimOrder(containerId, id, activeKey, true);
-  }
-  return active.length;
+export async function placeOrphans(redis: Redis, cache: MountCache): Promise<number> {
+  const [newest] = await redis.lrange(cache.keys.active, 0, 0);
+  if (newest !== undefined) await cache.claimOrder(newest);
+  return redis.llen(cache.keys.active);
 }

@@ -3,16 +3,19 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 
-/** Script name → number of KEYS it takes. File: ./lua/<kebab-case name>.lua */
+/**
+ * Script name → number of KEYS it takes. File: ./lua/<kebab-case name>.lua;
+ * a line `-- #include <file>` takes in ./lua/lib/<file> (shared functions).
+ */
 const SCRIPTS = {
-  mountBegin: 5,
+  mountBegin: 7,
   mountCommit: 3,
   mountAbort: 3,
-  unmountBegin: 3,
+  unmountBegin: 5,
   unmountFinish: 5,
   unmountRevert: 1,
   recordResult: 2,
-  orderClaim: 4,
+  orderClaim: 2,
   orderRelease: 1,
   reconcileEntry: 4,
   leaseAcquire: 1,
@@ -33,7 +36,8 @@ export class LuaScripts {
       const r = this.redis as unknown as Record<string, ScriptFn>;
       if (typeof r[command] !== 'function') {
         const file = name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-        const lua = readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), 'utf8');
+        const lua = readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), 'utf8')
+          .replace(/^-- #include (\S+)$/m, (_, lib: string) => readFileSync(new URL(`./lua/lib/${lib}`, import.meta.url), 'utf8'));
         this.redis.defineCommand(command, { numberOfKeys: SCRIPTS[name], lua });
       }
       fn = r[command]!.bind(this.redis);

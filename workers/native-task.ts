@@ -29,7 +29,15 @@ export interface NativeResult {
 
 let backend: Backend | undefined;
 
-export default function runNativeTask(task: NativeTask): NativeResult {
+/**
+ * One call, or several in order: the pool sends a batch when calls queue up,
+ * so that many short calls cost one hand-off between threads instead of one each.
+ */
+export default function runNativeTasks(tasks: NativeTask | NativeTask[]): NativeResult | NativeResult[] {
+  return Array.isArray(tasks) ? tasks.map(runNativeTask) : runNativeTask(tasks);
+}
+
+function runNativeTask(task: NativeTask): NativeResult {
   const data = workerData as NativeWorkerData;
   backend ??= openBackend(data.backend, data.libraryPath);
   const start = performance.now();

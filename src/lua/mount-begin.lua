@@ -1,17 +1,25 @@
--- Intent for a mount, written before the native call.
--- KEYS: 1 mount hash, 2 container set, 3 node index, 4 BullMQ job hash, 5 container's pending zset
--- ARGV: 1 containerId, 2 cimPath, 3 volumeGuid, 4 volumePath, 5 flags, 6 now (ms), 7 jobId
+-- Intent for a mount, written before the native call, after placing the job
+-- in its container's order (lib/order.lua): one round trip for both.
+-- KEYS: 1 mount hash, 2 container set, 3 node index, 4 BullMQ job hash, 5 container's pending zset,
+--       6 node sequence counter, 7 the queue's active list
+-- ARGV: 1 containerId, 2 cimPath, 3 volumeGuid, 4 volumePath, 5 flags, 6 now (ms), 7 jobId,
+--       8 job key prefix, 9 pending key prefix
 -- An outcome that ends the job here also gives up its place in the container's order.
--- Returns {'done', resultJson} when this job already completed its effect
+-- Returns {'earlier', ids…} when earlier jobs of the container are still
+-- pending (nothing written but the place: the caller waits for them and
+-- comes back), {'done', resultJson} when this job already completed its effect
 -- (a redelivered job), {'mine', flags} when a start-up reconcile completed
 -- this job's interrupted mount, {'mounted', flags}, {'conflict', otherCimPath},
 -- {'resumed'} for an entry an interrupted job left, or {'created'}.
 -- The entry remembers the job that last wrote its intent (field jobId).
+-- #include order.lua
+local _, earlier = placeInOrder(KEYS[6], KEYS[7], ARGV[7], ARGV[8], ARGV[9], ARGV[1])
 local done = redis.call('HGET', KEYS[4], 'cimqResult')
 if done then
   redis.call('ZREM', KEYS[5], ARGV[7])
   return {'done', done}
 end
+if #earlier > 0 then return {'earlier', unpack(earlier)} end
 
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'mounted' then
