@@ -13,6 +13,8 @@ export interface Config {
   threads: number;
   /** Threads kept running when idle; the rest start on demand. */
   minThreads: number;
+  /** Most short native calls sent to a thread in one hand-off (1: one call each). */
+  nativeBatch: number;
   /** BullMQ jobs processed at once. */
   concurrency: number;
   backend: BackendKind;
@@ -48,6 +50,7 @@ export type ConfigOverrides = Partial<{
   prefix: string;
   threads: string | number;
   minThreads: string | number;
+  nativeBatch: string | number;
   concurrency: string | number;
   backend: string;
   libraryPath: string;
@@ -112,6 +115,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     prefix,
     threads,
     minThreads: int('CIMQ_MIN_THREADS', pick('minThreads', 'CIMQ_MIN_THREADS'), threads, 1, threads),
+    nativeBatch: int('CIMQ_NATIVE_BATCH', pick('nativeBatch', 'CIMQ_NATIVE_BATCH'), 64, 1, 1024),
     concurrency: int('CIMQ_CONCURRENCY', pick('concurrency', 'CIMQ_CONCURRENCY'), threads * 2, 1, 10_000),
     backend: backend as BackendKind,
     ...(libraryPath ? { libraryPath: String(libraryPath) } : {}),

@@ -75,6 +75,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     backend: config.backend,
     threads: config.threads,
     minThreads: config.minThreads,
+    maxBatch: config.nativeBatch,
     callDeadlineMs: config.callDeadlineMs,
     onCall: (op, ms, hr) => metrics?.nativeCall(op, hr === 0, ms),
     ...(config.libraryPath ? { libraryPath: config.libraryPath } : {}),
@@ -130,7 +131,9 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   metrics = new Metrics({
     queueCounts: () => queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'),
     cacheStates: () => cache.stateCounts(),
-    pool: () => ({ threads: pool.threads, busy: pool.busy, stuck: pool.stuck.length, utilization: pool.utilization }),
+    pool: () => ({
+      threads: pool.threads, busy: pool.busy, stuck: pool.stuck.length, utilization: pool.utilization, calls: pool.calls, handOffs: pool.handOffs,
+    }),
     ready: () => health().ready,
   });
   const m = metrics;

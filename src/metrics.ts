@@ -7,7 +7,7 @@ import { JOB_NAMES } from './contract.js';
 export interface ScrapeSources {
   queueCounts(): Promise<Record<string, number>>;
   cacheStates(): Promise<Record<string, number>>;
-  pool(): { threads: number; busy: number; stuck: number; utilization: number };
+  pool(): { threads: number; busy: number; stuck: number; utilization: number; calls: number; handOffs: number };
   ready(): boolean;
 }
 
@@ -42,6 +42,12 @@ export class Metrics {
     gauge('cimq_pool_busy_threads', 'Pool threads inside a native call now', () => sources.pool().busy);
     gauge('cimq_pool_utilization', 'Share of pool thread time spent running calls since start (0..1)', () => sources.pool().utilization);
     gauge('cimq_native_stuck_calls', 'Native calls past their deadline that have not returned', () => sources.pool().stuck);
+    // Counters kept by the pool, exposed as counters (monotonic since start).
+    const counter = (name: string, help: string, read: () => number) =>
+      new Counter({ name, help, registers, collect() { this.reset(); this.inc(read()); } });
+    counter('cimq_native_calls_total', 'Native calls made since start', () => sources.pool().calls);
+    counter('cimq_native_handoffs_total', 'Hand-offs of native calls to pool threads since start (short calls go several per hand-off)',
+      () => sources.pool().handOffs);
     gauge('cimq_ready', '1 when /readyz would answer 200', () => (sources.ready() ? 1 : 0));
     new Gauge({
       name: 'cimq_queue_jobs', help: "Jobs in the node's queue, by state", labelNames: ['state'], registers,

@@ -19,7 +19,7 @@ export interface NativePoolOptions {
   /**
    * Most calls sent to one thread in one hand-off (default 64; 1 sends each
    * call alone). A batch runs its calls one after another on its thread, so
-   * batches grow past an even share of the queue only while calls are short.
+   * only calls that have been short lately are batched.
    */
   maxBatch?: number;
   /** Told of every native call that returned (metrics). */
@@ -65,10 +65,15 @@ export class NativePool {
   private queued: { task: NativeTask; resolve: (r: NativeResult) => void; reject: (e: Error) => void }[] = [];
   private flushScheduled = false;
   /** Hand-offs (single calls or batches) running on threads. */
-  private handOffs = 0;
+  private handOffsRunning = 0;
+  /** Hand-offs sent since start: at most `calls`, fewer when calls were batched. */
+  handOffs = 0;
   private drained: (() => void) | null = null;
-  /** Recent mean time inside a native call, in ms; starts pessimistic so a first burst spreads. */
-  private meanCallMs = 10;
+  /**
+   * Recent mean time inside a native call per operation, in ms. It starts
+   * pessimistic, so calls go one per thread until they have shown they are short.
+   */
+  private readonly meanCallMs: Record<NativeTask['op'], number> = { mount: 10, dismount: 10, isMounted: 10, listVolumes: 10 };
   /** Native calls completed (or failed) since start. */
   calls = 0;
 
@@ -119,7 +124,7 @@ export class NativePool {
     // A span per native call, child of the job's span when tracing is on (a no-op otherwise).
     const span = tracer.startSpan(`cimfs.${task.op}`, { attributes: 'volumeGuid' in task ? { 'cimq.volume_guid': task.volumeGuid } : {} });
     const call = this.submit(task).then((r) => {
-      this.meanCallMs += (r.ms - this.meanCallMs) * 0.2;
+      this.meanCallMs[task.op] += (r.ms - this.meanCallMs[task.op]) * 0.2;
       this.onCall?.(task.op, r.ms, r.hresult);
       span.setAttribute('cimq.hresult', `0x${r.hresult.toString(16)}`);
       if (r.hresult !== 0 && task.op !== 'isMounted' && task.op !== 'listVolumes') span.setStatus({ code: SpanStatusCode.ERROR });
@@ -163,16 +168,23 @@ export class NativePool {
   }
 
   /**
-   * Sends queued calls to idle threads, at most one hand-off per thread. Each
-   * gets an even share of the queue, so a burst of blocking calls runs side
-   * by side; while calls are short (recent mean), a hand-off takes up to
-   * BATCH_BUDGET_MS of them, since waking a thread costs more than the calls.
+   * Sends queued calls to idle threads, at most one hand-off per thread.
+   * Waking a thread costs more than a short call, so a hand-off takes queued
+   * calls while their recent mean times add up to at most BATCH_BUDGET_MS; a
+   * call that has been slow lately goes alone, so blocking calls run side by
+   * side and one that hangs holds up no other.
    */
   private flush(): void {
-    const short = Math.floor(BATCH_BUDGET_MS / Math.max(this.meanCallMs, 0.001));
-    while (this.queued.length > 0 && this.handOffs < this.threads) {
-      const size = Math.min(this.maxBatch, Math.max(Math.ceil(this.queued.length / this.threads), short));
+    while (this.queued.length > 0 && this.handOffsRunning < this.threads) {
+      let size = 1;
+      let cost = this.meanCallMs[this.queued[0]!.task.op];
+      while (size < this.queued.length && size < this.maxBatch) {
+        cost += this.meanCallMs[this.queued[size]!.task.op];
+        if (cost > BATCH_BUDGET_MS) break;
+        size++;
+      }
       const calls = this.queued.splice(0, size);
+      this.handOffsRunning++;
       this.handOffs++;
       const sent = size === 1 ? calls[0]!.task : calls.map((c) => c.task);
       (this.piscina.run(sent) as Promise<NativeResult | NativeResult[]>).then((r) => {
@@ -181,9 +193,9 @@ export class NativePool {
       }, (err: unknown) => {
         for (const c of calls) c.reject(err as Error);
       }).finally(() => {
-        this.handOffs--;
+        this.handOffsRunning--;
         this.flush();
-        if (this.handOffs === 0 && this.queued.length === 0) this.drained?.();
+        if (this.handOffsRunning === 0 && this.queued.length === 0) this.drained?.();
       });
     }
   }
@@ -209,7 +221,7 @@ export class NativePool {
    */
   async close(): Promise<void> {
     if (this.stuckCalls.size > 0) return;
-    if (this.handOffs > 0 || this.queued.length > 0) await new Promise<void>((resolve) => { this.drained = resolve; });
+    if (this.handOffsRunning > 0 || this.queued.length > 0) await new Promise<void>((resolve) => { this.drained = resolve; });
     await this.piscina.close();
   }
 }

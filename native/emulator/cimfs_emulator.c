@@ -11,7 +11,8 @@
  *   CIMFS_EMULATOR_FAIL        "op:0xHRESULT[:count][,op:...]" (op = mount|dismount)
  *   CIMFS_EMULATOR_CRASH       abort() at before-mount|after-mount|before-dismount|after-dismount
  *   CIMFS_EMULATOR_HANG        "op:/path/to/release-file": calls of op block until
- *                              that file exists, as a wedged driver call would
+ *                              that file exists, as a wedged driver call would;
+ *                              each blocked call shows as "<release-file>.waiting.<n>"
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -80,8 +81,15 @@ static void maybe_hang(const char *op) {
     if (!v || strncmp(v, op, n) != 0 || v[n] != ':') return;
     char release[ROOT_MAX];
     snprintf(release, sizeof release, "%s", v + n + 1);
+    /* A marker per blocked call, so a test can see how many block at once. */
+    static unsigned long waiters;
+    char marker[ROOT_MAX + 32];
+    snprintf(marker, sizeof marker, "%s.waiting.%lu", release, __atomic_add_fetch(&waiters, 1, __ATOMIC_SEQ_CST));
+    int fd = open(marker, O_CREAT | O_WRONLY, 0644);
+    if (fd >= 0) close(fd);
     struct timespec ts = {0, 20 * 1000000L};
     while (access(release, F_OK) != 0) nanosleep(&ts, NULL);
+    unlink(marker);
 }
 
 static void maybe_crash(const char *point) {
