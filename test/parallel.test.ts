@@ -48,7 +48,7 @@ it(`runs ${N} blocking mounts at once, each on its own thread, while the main th
   const mounts = Promise.all(cims.map((cimPath, i) => client.mount({ containerId: `par-${i}`, cimPath })));
 
   // All N calls are inside the library at the same time: none queued behind another.
-  await until(() => `${N} calls blocked at once (saw ${blockedCalls()})`, () => blockedCalls() === N);
+  await until(() => `${N} calls blocked at once (saw ${blockedCalls()}; pool ${JSON.stringify(daemon.health().pool)}; volumes ${env.mountedVolumes().length})`, () => blockedCalls() === N);
   expect(daemon.health().pool).toMatchObject({ threads: N, busy: N });
 
   // Meanwhile the main thread answers HTTP and runs a job that needs no native call.
