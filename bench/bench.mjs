@@ -125,27 +125,50 @@ function mountUnmountJobs(n, tag) {
 }
 
 // ---- throughput ----
+/** Redis CPU seconds and commands run (scripts' inner commands included) so far. */
+async function redisCost() {
+  const [cpu, stats] = await Promise.all([admin.info('cpu'), admin.info('commandstats')]);
+  const num = (k) => Number(new RegExp(`${k}:([\\d.]+)`).exec(cpu)?.[1] ?? NaN);
+  let commands = 0;
+  for (const m of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (m[1] !== 'info') commands += Number(m[2]);
+  return { cpuS: num('used_cpu_user') + num('used_cpu_sys'), commands };
+}
+
+/** Runs `jobs` through, returns jobs/s and per-job costs (Redis commands and CPU, this process's CPU). */
+async function timedRun(queue, jobs) {
+  const r0 = await redisCost();
+  const c0 = process.cpuUsage();
+  const t = performance.now();
+  await addAll(queue, jobs);
+  const c = await waitFinished(queue, jobs.length);
+  if (c.failed) throw new Error(`${c.failed} jobs failed`);
+  const wall = performance.now() - t;
+  const cpu = process.cpuUsage(c0);
+  const r1 = await redisCost();
+  const n = jobs.length;
+  return {
+    rate: n / (wall / 1000),
+    commands: (r1.commands - r0.commands) / n,
+    redisUs: ((r1.cpuS - r0.cpuS) * 1e6) / n,
+    nodeUs: (cpu.user + cpu.system) / n,
+  };
+}
+
 async function throughput() {
   const n = Number(opt.jobs);
   for (const concurrency of [10, 100]) {
     const cimq = [];
     const raw = [];
     for (let r = 0; r < RUNS; r++) {
-      raw.push(await withRawWorker(concurrency, async ({ queue }) => {
-        const t = performance.now();
-        await addAll(queue, Array.from({ length: n }, (_, i) => ({ name: 'noop', data: { containerId: `r-${i}`, cimPath: CIM } })));
-        await waitFinished(queue, n);
-        return n / ((performance.now() - t) / 1000);
-      }));
-      cimq.push(await withDaemon({ concurrency }, async ({ queue }) => {
-        const t = performance.now();
-        await addAll(queue, mountUnmountJobs(n, `t${r}`));
-        const c = await waitFinished(queue, n);
-        if (c.failed) throw new Error(`${c.failed} jobs failed`);
-        return n / ((performance.now() - t) / 1000);
-      }));
+      raw.push(await withRawWorker(concurrency, ({ queue }) =>
+        timedRun(queue, Array.from({ length: n }, (_, i) => ({ name: 'noop', data: { containerId: `r-${i}`, cimPath: CIM } })))));
+      cimq.push(await withDaemon({ concurrency }, ({ queue }) => timedRun(queue, mountUnmountJobs(n, `t${r}`))));
     }
-    record('throughput', `jobs/s, concurrency ${concurrency}`, 'jobs/s', cimq, raw, `${n} mount+unmount jobs vs raw no-op`);
+    const col = (rows, k) => rows.map((x) => x[k]);
+    record('throughput', `jobs/s, concurrency ${concurrency}`, 'jobs/s', col(cimq, 'rate'), col(raw, 'rate'), `${n} mount+unmount jobs vs raw no-op`);
+    record('throughput', `Redis commands/job, c=${concurrency}`, 'cmds', col(cimq, 'commands'), col(raw, 'commands'), 'INFO commandstats, scripts\' commands included; producer\'s share included');
+    record('throughput', `Redis CPU/job, c=${concurrency}`, 'µs', col(cimq, 'redisUs'), col(raw, 'redisUs'), 'INFO cpu, user+sys');
+    record('throughput', `bench process CPU/job, c=${concurrency}`, 'µs', col(cimq, 'nodeUs'), col(raw, 'nodeUs'), 'producer + worker, threads included');
   }
 }
 
