@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
+    include: ['test/*.test.ts'],
     globalSetup: ['test/support/redis-setup.ts'],
     // Each file runs in its own process: the emulator reads its knobs from
     // the process environment, so files must not share one.

@@ -70,7 +70,7 @@ static int xmkdir(const char *p) { WIDE_CALL(_wmkdir(w), p, -1); }
 static int xrmdir(const char *p) { WIDE_CALL(_wrmdir(w), p, -1); }
 static int xunlink(const char *p) { WIDE_CALL(_wunlink(w), p, -1); }
 static int xexists(const char *p) { WIDE_CALL(_waccess(w, 0) == 0, p, 0); }
-static FILE *xfopen_w(const char *p) { WIDE_CALL(_wfopen(w, L"w"), p, NULL); }
+static FILE *xfopen_w(const char *p) { WIDE_CALL(_wfopen(w, L"wb"), p, NULL); } /* binary: same bytes as on Linux */
 static int xrename(const char *from, const char *to) {
     wchar_t *wf = wide(from), *wt = wide(to);
     int r = -1;
