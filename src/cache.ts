@@ -2,7 +2,7 @@
 // a set of each container's mounts, and an index of the node's mounts.
 // Writes go only through the Lua scripts in ./lua (one atomic step each);
 // only the processor calls them. Reads are plain commands, for anyone.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { LuaScripts } from './scripts.js';
 import { cacheKeys, type CacheKeys } from './keys.js';
 import type { MountEntry, MountState } from './contract.js';
@@ -54,7 +54,7 @@ export class MountCache {
   private readonly scripts: LuaScripts;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
     node: string,
   ) {

@@ -7,7 +7,7 @@ import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
 import Table from 'cli-table3';
 import { CimqClient } from './client.js';
-import { ConfigError, int, loadConfig, type ConfigOverrides } from './config.js';
+import { ConfigError, formatHostPorts, int, loadConfig, type ConfigOverrides } from './config.js';
 import { startDaemon } from './daemon.js';
 import { CimqError } from './errors.js';
 import { createLogger } from './log.js';
@@ -19,6 +19,9 @@ const { SingleBar, Presets } = cliProgress;
 
 interface GlobalOpts {
   redisUrl?: string;
+  redisClusterNodes?: string;
+  redisSentinels?: string;
+  redisSentinelName?: string;
   node?: string;
   prefix?: string;
   timeoutMs?: string;
@@ -30,6 +33,9 @@ program
   .name('cimq')
   .description('Mount Windows CimFS container layers through a Redis-backed queue, safely across crashes')
   .option('--redis-url <url>', 'Redis URL (env REDIS_URL, default redis://127.0.0.1:6379)')
+  .option('--redis-cluster-nodes <list>', 'Redis Cluster seed nodes host:port,... instead of the URL\'s host (env REDIS_CLUSTER_NODES)')
+  .option('--redis-sentinels <list>', 'Redis Sentinels host:port,... instead of the URL\'s host (env REDIS_SENTINELS)')
+  .option('--redis-sentinel-name <name>', 'the master\'s name at the Sentinels (env REDIS_SENTINEL_NAME, default mymaster)')
   .option('--node <name>', 'node whose queue and cache to use (env CIMQ_NODE, default the host name)')
   .option('--prefix <prefix>', 'Redis key prefix (env CIMQ_PREFIX, default cimq)')
   .option('--timeout-ms <ms>', 'how long to wait for a job result (env CIMQ_TIMEOUT_MS, default 60000)')
@@ -40,6 +46,9 @@ function overrides(extra: ConfigOverrides = {}): ConfigOverrides {
   const g = program.opts<GlobalOpts>();
   const o: ConfigOverrides = { ...extra };
   if (g.redisUrl) o.redisUrl = g.redisUrl;
+  if (g.redisClusterNodes) o.redisClusterNodes = g.redisClusterNodes;
+  if (g.redisSentinels) o.redisSentinels = g.redisSentinels;
+  if (g.redisSentinelName) o.redisSentinelName = g.redisSentinelName;
   if (g.node) o.node = g.node;
   if (g.prefix) o.prefix = g.prefix;
   if (g.timeoutMs) o.timeoutMs = g.timeoutMs;
@@ -48,10 +57,12 @@ function overrides(extra: ConfigOverrides = {}): ConfigOverrides {
 
 async function withClient<T>(fn: (c: CimqClient) => Promise<T>): Promise<T> {
   const config = loadConfig(overrides());
-  await probe(config.redisUrl);
+  await probe(config);
   const tracing = await startTracing('cimq-cli');
   const client = new CimqClient({
     redisUrl: config.redisUrl, node: config.node, prefix: config.prefix, timeoutMs: config.timeoutMs,
+    ...(config.redisClusterNodes ? { redisClusterNodes: formatHostPorts(config.redisClusterNodes) } : {}),
+    ...(config.redisSentinel ? { redisSentinels: formatHostPorts(config.redisSentinel.sentinels), redisSentinelName: config.redisSentinel.name } : {}),
     ...(tracing ? { telemetry: tracing.telemetry } : {}),
   });
   try {

@@ -1,7 +1,6 @@
 // The client library for orchestrators: enqueue a job on a node's queue and
 // wait for its result, or read the cache directly for a mount path.
 import { Queue, QueueEvents, type JobsOptions, type Telemetry } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { MountCache } from './cache.js';
 import { loadConfig, type ConfigOverrides } from './config.js';
 import type {
@@ -11,11 +10,17 @@ import type {
 import { CimqError } from './errors.js';
 import { cacheKeys, queueName } from './keys.js';
 import { describeHolder } from './lease.js';
-import { connect } from './redis.js';
+import { connect, type RedisClient } from './redis.js';
 
 export interface ClientOptions {
-  /** redis:// URL; default REDIS_URL or redis://127.0.0.1:6379. */
+  /** redis:// URL; default REDIS_URL or redis://127.0.0.1:6379. With a Cluster or Sentinels, its user, password and TLS. */
   redisUrl?: string;
+  /** Redis Cluster seed nodes, "host:port,host:port"; default REDIS_CLUSTER_NODES. */
+  redisClusterNodes?: string;
+  /** Sentinels, "host:port,host:port"; default REDIS_SENTINELS. */
+  redisSentinels?: string;
+  /** The master's name at the Sentinels; default REDIS_SENTINEL_NAME or mymaster. */
+  redisSentinelName?: string;
   /** The node whose daemon should run the jobs; default CIMQ_NODE or this host. */
   node?: string;
   prefix?: string;
@@ -82,17 +87,20 @@ export class CimqClient {
   readonly node: string;
   readonly prefix: string;
   private readonly timeoutMs: number;
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly queue: Queue;
   private readonly events: QueueEvents;
   /** QueueEvents blocks on XREAD, so it needs a connection of its own. */
-  private readonly eventsRedis: Redis;
+  private readonly eventsRedis: RedisClient;
   private readonly cache: MountCache;
   private ready: Promise<void> | undefined;
 
   constructor(opts: ClientOptions = {}) {
     const overrides: ConfigOverrides = {};
     if (opts.redisUrl) overrides.redisUrl = opts.redisUrl;
+    if (opts.redisClusterNodes) overrides.redisClusterNodes = opts.redisClusterNodes;
+    if (opts.redisSentinels) overrides.redisSentinels = opts.redisSentinels;
+    if (opts.redisSentinelName) overrides.redisSentinelName = opts.redisSentinelName;
     if (opts.node) overrides.node = opts.node;
     if (opts.prefix) overrides.prefix = opts.prefix;
     if (opts.timeoutMs) overrides.timeoutMs = opts.timeoutMs;
@@ -100,7 +108,7 @@ export class CimqClient {
     this.node = config.node;
     this.prefix = config.prefix;
     this.timeoutMs = config.timeoutMs;
-    this.redis = connect(config.redisUrl);
+    this.redis = connect(config);
     this.redis.on('error', () => {}); // surfaced by the calls that fail
     const name = queueName(this.node);
     this.queue = new Queue(name, {
@@ -110,10 +118,14 @@ export class CimqClient {
       ...(opts.telemetry ? { telemetry: opts.telemetry } : {}),
     });
     this.queue.on('error', () => {}); // surfaced by the calls that fail
-    this.eventsRedis = this.redis.duplicate();
+    this.eventsRedis = connect(config);
     this.eventsRedis.on('error', () => {});
     this.events = new QueueEvents(name, { connection: this.eventsRedis, prefix: this.prefix });
     this.events.on('error', () => {});
+    // Each call in flight waits with listeners of its own on the events and
+    // the queue (for its closing); an orchestrator may have hundreds in flight.
+    this.events.setMaxListeners(0);
+    this.queue.setMaxListeners(0);
     this.cache = new MountCache(this.redis, this.prefix, this.node);
   }
 

@@ -5,8 +5,19 @@ import path from 'node:path';
 import { BACKEND_KINDS, defaultBackendKind, type BackendKind } from '../native/backend.js';
 import { checkAllowedRoot, type PathFlavor } from './validate.js';
 
+/** A Redis host and port (Cluster seed nodes, Sentinels). */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
 export interface Config {
+  /** Standalone Redis; with Cluster or Sentinel set, only its user, password and TLS (rediss:) are used. */
   redisUrl: string;
+  /** Redis Cluster seed nodes (REDIS_CLUSTER_NODES); when set, cimq talks to the Cluster. */
+  redisClusterNodes: HostPort[] | null;
+  /** Redis Sentinels (REDIS_SENTINELS) and the master's name (REDIS_SENTINEL_NAME). */
+  redisSentinel: { sentinels: HostPort[]; name: string } | null;
   node: string;
   prefix: string;
   /** Piscina threads: native calls that can block at once. */
@@ -46,6 +57,9 @@ export interface Config {
 
 export type ConfigOverrides = Partial<{
   redisUrl: string;
+  redisClusterNodes: string;
+  redisSentinels: string;
+  redisSentinelName: string;
   node: string;
   prefix: string;
   threads: string | number;
@@ -107,10 +121,19 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     if (e) throw new ConfigError(`${e} (CIMQ_ALLOWED_ROOTS, separated by "${path.delimiter}")`);
   }
 
+  const redisClusterNodes = hostPorts('REDIS_CLUSTER_NODES', pick('redisClusterNodes', 'REDIS_CLUSTER_NODES'));
+  const sentinels = hostPorts('REDIS_SENTINELS', pick('redisSentinels', 'REDIS_SENTINELS'));
+  if (redisClusterNodes && sentinels) {
+    throw new ConfigError('set REDIS_CLUSTER_NODES or REDIS_SENTINELS, not both: a Redis Cluster is not run under Sentinel');
+  }
+  const sentinelName = String(pick('redisSentinelName', 'REDIS_SENTINEL_NAME') || 'mymaster');
+
   const threads = int('CIMQ_THREADS', pick('threads', 'CIMQ_THREADS'), 4, 1, 256);
   const libraryPath = pick('libraryPath', 'CIMQ_LIBRARY');
   return {
     redisUrl: String(pick('redisUrl', 'REDIS_URL') || 'redis://127.0.0.1:6379'),
+    redisClusterNodes,
+    redisSentinel: sentinels ? { sentinels, name: sentinelName } : null,
     node,
     prefix,
     threads,
@@ -132,6 +155,25 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     http: httpConfig(pick('httpPort', 'CIMQ_HTTP_PORT'), pick('httpHost', 'CIMQ_HTTP_HOST')),
     dashboard: flag('CIMQ_DASHBOARD', pick('dashboard', 'CIMQ_DASHBOARD')),
   };
+}
+
+/** HostPort[] → "host:port,host:port", the form hostPorts reads. */
+export function formatHostPorts(list: HostPort[]): string {
+  return list.map((n) => (n.host.includes(':') ? `[${n.host}]:${n.port}` : `${n.host}:${n.port}`)).join(',');
+}
+
+/** "host:port,host:port" (IPv6 as [::1]:7000) → HostPort[]; unset → null. */
+function hostPorts(name: string, v: string | undefined): HostPort[] | null {
+  if (v === undefined || v.trim() === '') return null;
+  return v.split(',').map((item) => {
+    const s = item.trim();
+    const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(s);
+    const port = m ? Number(m[2]) : NaN;
+    if (!m || port < 1 || port > 65535) {
+      throw new ConfigError(`${name} must be comma-separated host:port pairs, like 10.0.0.1:7000,10.0.0.2:7000 (got ${JSON.stringify(s)})`);
+    }
+    return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+  });
 }
 
 function flag(name: string, v: string | boolean | undefined): boolean {

@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import { Queue, Worker, type Telemetry } from 'bullmq';
 import type { Logger } from 'pino';
 import { MountCache } from './cache.js';
-import { redactUrl, type Config } from './config.js';
+import type { Config } from './config.js';
 import { startHttpServer, serverPort, type Health } from './http.js';
 import { Metrics, outcomeOf } from './metrics.js';
 import { createDashboard, DASHBOARD_PATH } from './dashboard.js';
@@ -15,7 +15,7 @@ import { createLogger } from './log.js';
 import { NativePool } from './pool.js';
 import { createProcessor } from './processor.js';
 import { placeOrphans, reconcile, type ReconcileReport } from './reconcile.js';
-import { connect, probe } from './redis.js';
+import { connect, describeTarget, probe } from './redis.js';
 import { createValidator } from './validate.js';
 
 export interface Daemon {
@@ -45,17 +45,17 @@ export interface DaemonOptions {
 
 export async function startDaemon(config: Config, opts: DaemonOptions = {}): Promise<Daemon> {
   const log = opts.log ?? createLogger(config.logLevel);
-  await probe(config.redisUrl);
+  await probe(config);
 
   if (config.allowedRoots.length === 0) {
     log.warn('CIMQ_ALLOWED_ROOTS is not set: any absolute cim path will be mounted; set it to the directories that hold your layers');
   }
 
-  const redis = connect(config.redisUrl);
+  const redis = connect(config);
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
   // The cache's own connection pipelines the commands of one tick together:
   // many jobs in flight share round trips.
-  const cacheRedis = connect(config.redisUrl, { enableAutoPipelining: true });
+  const cacheRedis = connect(config, { enableAutoPipelining: true });
   cacheRedis.on('error', () => {}); // reported by the main connection's listener
   const cache = new MountCache(cacheRedis, config.prefix, config.node);
   const name = queueName(config.node);
@@ -174,7 +174,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   void publishStatus();
 
   log.info({
-    node: config.node, queue: name, prefix: config.prefix, redis: redactUrl(config.redisUrl),
+    node: config.node, queue: name, prefix: config.prefix, redis: describeTarget(config),
     backend: config.backend, threads: config.threads, concurrency: config.concurrency,
     allowedRoots: config.allowedRoots, reconciled, http: httpPort === null ? 'off' : `${config.http!.host}:${httpPort}`,
     ...(config.dashboard ? { dashboard: `http://${config.http!.host}:${httpPort}${DASHBOARD_PATH}` } : {}),

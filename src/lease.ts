@@ -3,7 +3,7 @@
 // or at once when the holder is a dead process on this same host.
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { Logger } from 'pino';
 import { LuaScripts } from './scripts.js';
 
@@ -54,7 +54,7 @@ export class NodeLease {
   private stopped = false;
   held = false;
 
-  constructor(private readonly redis: Redis, private readonly opts: LeaseOptions) {
+  constructor(private readonly redis: RedisClient, private readonly opts: LeaseOptions) {
     this.scripts = new LuaScripts(redis);
   }
 

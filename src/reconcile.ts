@@ -3,7 +3,7 @@
 // volume is gone (a reboot), by asking the backend whether the volume is mounted — as containerd's mount manager checks the real mount
 // before trusting its record. Runs while this daemon holds the node lease and
 // before it takes any job, so no job of the dead daemon is still running.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { Logger } from 'pino';
 import type { MountCache } from './cache.js';
 import type { UnmountResult } from './contract.js';
@@ -61,7 +61,7 @@ export async function reconcile(cache: MountCache, pool: NativePool, log: Logger
  * before it, oldest first (order-claim.lua), which keeps one container's jobs
  * in order across the crash.
  */
-export async function placeOrphans(redis: Redis, cache: MountCache): Promise<number> {
+export async function placeOrphans(redis: RedisClient, cache: MountCache): Promise<number> {
   const [newest] = await redis.lrange(cache.keys.active, 0, 0);
   if (newest !== undefined) await cache.claimOrder(newest);
   return redis.llen(cache.keys.active);

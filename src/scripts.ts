@@ -1,7 +1,7 @@
 // Loads the Lua scripts in ./lua onto an ioredis connection as commands
 // (EVALSHA, with ioredis falling back to EVAL after a script flush).
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 
 /**
  * Script name → number of KEYS it takes. File: ./lua/<kebab-case name>.lua;
@@ -27,7 +27,7 @@ export type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 
 export class LuaScripts {
   private readonly fns = new Map<ScriptName, ScriptFn>();
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   get(name: ScriptName): ScriptFn {
     let fn = this.fns.get(name);
