@@ -10,7 +10,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { CimqClient, loadConfig, startDaemon } from '../dist/src/index.js';
+import { CimqClient, DEFAULT_JOB_OPTIONS, loadConfig, startDaemon } from '../dist/src/index.js';
 import { createLogger } from '../dist/src/log.js';
 import { deletePrefix, percentile, privateRedis, summarize, waitFinished } from './support.mjs';
 
@@ -24,6 +24,7 @@ const { values: opt } = parseArgs({
     batch: { type: 'string', default: '10000' },
     growth: { type: 'string', default: '1000,10000,100000' },
     threads: { type: 'string', default: '8' },
+    'idle-seconds': { type: 'string', default: '8' },
     only: { type: 'string' },
     out: { type: 'string', default: 'bench-results.json' },
     help: { type: 'boolean', default: false },
@@ -31,7 +32,8 @@ const { values: opt } = parseArgs({
 });
 if (opt.help) {
   console.log(`npm run bench -- [--runs 3] [--jobs 6000] [--round-trips 2000] [--blocking 400] [--batch 10000]
-  [--growth 1000,10000,100000] [--threads 8] [--only throughput,roundtrip,blocking,batch,growth,memory]
+  [--growth 1000,10000,100000] [--threads 8] [--idle-seconds 8]
+  [--only throughput,roundtrip,blocking,batch,growth,fleet,memory]
   [--redis-url redis://…] [--out bench-results.json]`);
   process.exit(0);
 }
@@ -323,6 +325,50 @@ async function growth() {
   for (const n of sizes) record('cost growth', `Redis bytes per mount at ${n}`, 'bytes', bytes.get(n), bytes.get(base), 'MEMORY USAGE: hash + container set + share of index');
 }
 
+// ---- fleet: what one node costs its Redis shard ----
+async function fleetCost() {
+  const idleS = Number(opt['idle-seconds']);
+  const n = 2000;
+  const cmds = [], cpu = [], jobBytes = [], eventBytes = [], quietCmds = [], quietCpu = [], conns = [];
+  const clients = async () => Number(/connected_clients:(\d+)/.exec(await admin.info('clients'))?.[1] ?? NaN);
+  const idleCost = async () => {
+    const r0 = await redisCost();
+    await new Promise((res) => setTimeout(res, idleS * 1000));
+    const r1 = await redisCost();
+    return { cmds: (r1.commands - r0.commands) / idleS, cpu: ((r1.cpuS - r0.cpuS) * 1e6) / idleS };
+  };
+  for (let r = 0; r < RUNS; r++) {
+    // Baseline: the same Redis with no daemon (its own housekeeping, our INFO calls).
+    const quiet = await idleCost();
+    quietCmds.push(quiet.cmds);
+    quietCpu.push(quiet.cpu);
+    const before = await clients();
+    await withDaemon({}, async ({ queue, prefix, node }) => {
+      // An idle daemon: stalled-job checks, lock and lease renewals, status, the blocking wait.
+      await new Promise((res) => setTimeout(res, 1000));
+      conns.push((await clients()) - before - 1); // the bench's own queue connection is not the daemon's
+      const busy = await idleCost();
+      cmds.push(busy.cmds);
+      cpu.push(busy.cpu);
+      // What finished jobs leave behind with the client's defaults (kept 1 h, at most 10,000).
+      const jobs = Array.from({ length: n }, (_, i) => ({ name: 'mount', data: { containerId: `f-${r}-${i}`, cimPath: CIM }, opts: DEFAULT_JOB_OPTIONS }));
+      await addAll(queue, jobs);
+      await waitFinished(queue, n);
+      let total = 0;
+      const ids = await admin.zrange(`${prefix}:{${node}}:completed`, 0, 199);
+      for (const id of ids) total += Number(await admin.memory('USAGE', `${prefix}:{${node}}:${id}`)) || 0;
+      const zset = Number(await admin.memory('USAGE', `${prefix}:{${node}}:completed`, 'SAMPLES', '0')) || 0;
+      jobBytes.push(total / ids.length + zset / n);
+      eventBytes.push((Number(await admin.memory('USAGE', `${prefix}:{${node}}:events`, 'SAMPLES', '0')) || 0) / n);
+    });
+  }
+  record('fleet', 'idle daemon: Redis commands/s', 'cmds/s', cmds, quietCmds, `one idle daemon, default settings, over ${idleS} s; baseline: no daemon`);
+  record('fleet', 'idle daemon: Redis CPU', 'µs/s', cpu, quietCpu, 'INFO cpu, user+sys; the difference is the daemon\'s share');
+  record('fleet', 'idle daemon: Redis connections', 'conns', conns, null, 'INFO clients, with the daemon minus without');
+  record('fleet', 'completed job kept', 'bytes', jobBytes, null, 'job hash + completed zset share, client defaults (1 h / 10,000 kept)');
+  record('fleet', 'events stream per job', 'bytes', eventBytes, null, `BullMQ events stream (capped at 10,000 entries per node) / ${n} jobs`);
+}
+
 // ---- memory ----
 function rssMb(pid) {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -367,6 +413,7 @@ try {
   if (want('blocking')) await blocking();
   if (want('batch')) await batchCleanup();
   if (want('growth')) await growth();
+  if (want('fleet')) await fleetCost();
   if (want('memory')) await memory();
 } finally {
   writeFileSync(opt.out, `${JSON.stringify({ machine: { cores: os.cpus().length, node: process.version }, results }, null, 2)}\n`);
