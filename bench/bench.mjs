@@ -24,7 +24,7 @@ const { values: opt } = parseArgs({
     batch: { type: 'string', default: '10000' },
     growth: { type: 'string', default: '1000,10000,100000' },
     threads: { type: 'string', default: '8' },
-    'idle-seconds': { type: 'string', default: '8' },
+    'idle-seconds': { type: 'string', default: '5' },
     only: { type: 'string' },
     out: { type: 'string', default: 'bench-results.json' },
     help: { type: 'boolean', default: false },
@@ -32,7 +32,7 @@ const { values: opt } = parseArgs({
 });
 if (opt.help) {
   console.log(`npm run bench -- [--runs 3] [--jobs 6000] [--round-trips 2000] [--blocking 400] [--batch 10000]
-  [--growth 1000,10000,100000] [--threads 8] [--idle-seconds 8]
+  [--growth 1000,10000,100000] [--threads 8] [--idle-seconds 5]
   [--only throughput,roundtrip,blocking,batch,growth,fleet,memory]
   [--redis-url redis://…] [--out bench-results.json]`);
   process.exit(0);
@@ -66,7 +66,7 @@ function record(scenario, metric, unit, cimq, baseline, note = '') {
   const b = baseline ? summarize(baseline) : null;
   const row = {
     scenario, metric, unit, value: c.median, baseline: b ? b.median : null,
-    ratio: b ? c.median / b.median : null, runs: c.runs, min: c.min, median: c.median, max: c.max,
+    ratio: b && b.median !== 0 ? c.median / b.median : null, runs: c.runs, min: c.min, median: c.median, max: c.max,
     baselineMin: b?.min ?? null, baselineMax: b?.max ?? null, note,
   };
   results.push(row);
