@@ -84,10 +84,14 @@ export async function probe(t: RedisTarget | string, timeoutMs = 3000): Promise<
   let last: Error | undefined;
   r.on('error', (err: Error) => (last = err)); // reported below
   const where = describeTarget(target);
+  let timer: NodeJS.Timeout | undefined;
   try {
+    // A Sentinel that does not know the master never fails the connect: bound it.
     await Promise.race([
       r.connect().then(() => r.ping()),
-      new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs + 500)),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs + 500);
+      }),
     ]);
   } catch (err) {
     const cause = last ?? (err as Error);
@@ -105,6 +109,7 @@ export async function probe(t: RedisTarget | string, timeoutMs = 3000): Promise<
           '(it starts on 127.0.0.1:6379), or point REDIS_URL / --redis-url at yours';
     throw new RedisUnreachableError(`cannot reach ${where} (${cause.message}). ${hint[0]!.toUpperCase()}${hint.slice(1)}.`);
   } finally {
+    clearTimeout(timer);
     r.disconnect();
   }
 }
