@@ -1,26 +1,16 @@
 // The daemon as users run it: `cimq worker` in its own process, driven by
 // the `cimq` CLI in others.
-import { spawn, execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { volumeGuid, volumePath } from '../dist/src/index.js';
-import { CLI, createTestEnv, type TestEnv } from './support/env.js';
+import { CLI, createTestEnv, runCli, type TestEnv } from './support/env.js';
 import { spawnDaemon, type DaemonProcess } from './support/daemon-process.js';
 
-const run = promisify(execFile);
 let env: TestEnv;
 let daemon: DaemonProcess;
 
-async function cimq(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: env.childEnv(), timeout: 20_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const cimq = (...args: string[]) => runCli(env, {}, ...args);
 
 beforeAll(async () => {
   env = await createTestEnv('cli');

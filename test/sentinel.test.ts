@@ -1,32 +1,22 @@
 // Redis behind Sentinel (a private master and a Sentinel, started here), and
 // the errors a user meets when the Cluster or Sentinel settings are wrong.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CimqClient, volumeGuid } from '../dist/src/index.js';
 import { freePort, redisAnswers, startRedisServer, type RedisServer } from '../scripts/redis-server.mjs';
-import { CLI, createTestEnv, type TestEnv } from './support/env.js';
+import { createTestEnv, runCli, type TestEnv } from './support/env.js';
 
-const run = promisify(execFile);
 let env: TestEnv;
 let master: RedisServer;
 let sentinel: ChildProcess;
 let sentinels: string;
 let dir: string;
 
-async function cimq(extraEnv: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: env.childEnv(extraEnv), timeout: 20_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const cimq = (extraEnv: Record<string, string>, ...args: string[]) => runCli(env, extraEnv, ...args);
 
 beforeAll(async () => {
   env = await createTestEnv('sentinel');

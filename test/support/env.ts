@@ -3,7 +3,9 @@
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { inject } from 'vitest';
@@ -11,6 +13,19 @@ import { loadConfig, startDaemon, type Config, type ConfigOverrides, type Daemon
 import { createLogger } from '../../dist/src/log.js';
 
 export const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
+
+const execFileP = promisify(execFile);
+
+/** Runs the `cimq` CLI bound to a test env; never throws, returns its exit code and output. */
+export async function runCli(env: TestEnv, extraEnv: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await execFileP(process.execPath, [CLI, ...args], { env: env.childEnv(extraEnv), timeout: 20_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
 
 export interface TestEnv {
   redisUrl: string;
