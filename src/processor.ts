@@ -69,9 +69,9 @@ function willRetry(job: Job, err: Error): boolean {
 export function createProcessor({ cache, pool, validator, log, jobState, orderRetryMs = 200, arrivalWaitMs = 1000 }: ProcessorDeps) {
   const serial = new KeyedSerializer();
   /**
-   * Jobs whose section finished here and that gave up their place: a later
-   * job of the same container need not ask Redis about them again. Bounded;
-   * forgetting one only costs a look-up.
+   * Jobs that finished here and gave up their place: a later job of the same
+   * container need not ask Redis about them again. Bounded; forgetting one
+   * only costs a look-up.
    */
   const finishedHere = new Set<string>();
   /** Jobs this process has been handed and not settled yet: settles when the job's attempt ends here. */
@@ -82,6 +82,10 @@ export function createProcessor({ cache, pool, validator, log, jobState, orderRe
     const t = setTimeout(done, ms);
     function done() {
       clearTimeout(t);
+      // A job that never arrives (a dead daemon's) leaves no waiter behind.
+      const left = (arrivals.get(jobId) ?? []).filter((f) => f !== done);
+      if (left.length > 0) arrivals.set(jobId, left);
+      else arrivals.delete(jobId);
       resolve();
     }
     arrivals.set(jobId, [...(arrivals.get(jobId) ?? []), done]);
