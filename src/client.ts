@@ -1,6 +1,6 @@
 // The client library for orchestrators: enqueue a job on a node's queue and
 // wait for its result, or read the cache directly for a mount path.
-import { Queue, QueueEvents, type JobsOptions, type Telemetry } from 'bullmq';
+import { Job, Queue, QueueEvents, type JobsOptions, type Telemetry } from 'bullmq';
 import { MountCache } from './cache.js';
 import { loadConfig, type ConfigOverrides } from './config.js';
 import type {
@@ -94,6 +94,11 @@ export class CimqClient {
   private readonly eventsRedis: RedisClient;
   private readonly cache: MountCache;
   private ready: Promise<void> | undefined;
+  /** Calls waiting for a result, told to look at their job when the event stream may have missed it. */
+  private readonly waiting = new Set<() => void>();
+  /** Until when waiting calls look at their jobs themselves (after trouble on the event stream). */
+  private lookUntil = 0;
+  private lookTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: ClientOptions = {}) {
     const overrides: ConfigOverrides = {};
@@ -121,12 +126,44 @@ export class CimqClient {
     this.eventsRedis = connect(config);
     this.eventsRedis.on('error', () => {});
     this.events = new QueueEvents(name, { connection: this.eventsRedis, prefix: this.prefix });
-    this.events.on('error', () => {});
+    // After a failover or a reconnect, BullMQ reads the event stream again
+    // only 5 s later; meanwhile each waiting call looks at its job itself.
+    this.events.on('error', () => this.eventStreamTrouble());
+    for (const e of ['error', 'node error', '-node', 'reconnecting']) this.eventsRedis.on(e, () => this.eventStreamTrouble());
     // Each call in flight waits with listeners of its own on the events and
     // the queue (for its closing); an orchestrator may have hundreds in flight.
     this.events.setMaxListeners(0);
     this.queue.setMaxListeners(0);
     this.cache = new MountCache(this.redis, this.prefix, this.node);
+  }
+
+  private eventStreamTrouble(): void {
+    this.lookUntil = Date.now() + 6000;
+    if (this.lookTimer) return;
+    const look = () => {
+      for (const f of this.waiting) f();
+      if (Date.now() < this.lookUntil && this.waiting.size > 0) this.lookTimer = setTimeout(look, 250);
+      else this.lookTimer = undefined;
+    };
+    this.lookTimer = setTimeout(look, 250);
+  }
+
+  /** Settles when a look at the job finds it finished for good (completed, or failed with no retry left). */
+  private lookedUp(jobId: string, stop: Promise<unknown>): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      let busy = false;
+      const look = () => {
+        if (busy) return;
+        busy = true;
+        Job.fromId(this.queue, jobId).then(async (j) => {
+          const state = j ? await j.getState() : 'unknown';
+          if (state === 'completed') resolve(j!.returnvalue);
+          else if (state === 'failed') reject(new Error(j!.failedReason));
+        }).catch(() => undefined).finally(() => { busy = false; });
+      };
+      this.waiting.add(look);
+      void stop.finally(() => this.waiting.delete(look)).catch(() => undefined);
+    });
   }
 
   private waitReady(): Promise<void> {
@@ -155,7 +192,8 @@ export class CimqClient {
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     for (const e of early) if (e.jobId === jobId) onProgress!(e.data as BatchProgress);
     try {
-      return (await job.waitUntilFinished(this.events, timeoutMs)) as JobResults[N];
+      const finished = job.waitUntilFinished(this.events, timeoutMs);
+      return (await Promise.race([finished, this.lookedUp(job.id!, finished)])) as JobResults[N];
     } catch (err) {
       const message = (err as Error).message ?? String(err);
       if (/timed out before finishing/.test(message)) {
@@ -250,6 +288,7 @@ export class CimqClient {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.lookTimer);
     await this.events.close();
     await this.queue.close();
     // Connections passed in are not closed by BullMQ: close both ourselves.

@@ -131,7 +131,10 @@ describe('a fleet on one Redis Cluster', () => {
     console.log(`fleet: master ${master} failed over to ${replica} in ${(performance.now() - t).toFixed(0)} ms with ${doneBefore} of ${ids.length} mounts done`);
     expect(await cluster.masterOf(await cluster.keySlot(`{${n.name}}`))).toBe(replica);
 
+    const after = performance.now();
     const results = await jobs;
+    // Printed, not asserted: how long waiting clients went without results after the failover.
+    console.log(`fleet: all results ${(performance.now() - after).toFixed(0)} ms after the failover`);
     expect(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
     const all = [...containers(n, 0, PER_NODE), ...ids];
     expect(volumesOf(n)).toEqual(expectedVolumes(all));
