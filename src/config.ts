@@ -17,7 +17,7 @@ export interface Config {
   /** Redis Cluster seed nodes (REDIS_CLUSTER_NODES); when set, cimq talks to the Cluster. */
   redisClusterNodes: HostPort[] | null;
   /** Redis Sentinels (REDIS_SENTINELS) and the master's name (REDIS_SENTINEL_NAME). */
-  redisSentinel: { sentinels: HostPort[]; name: string } | null;
+  redisSentinel: { sentinels: HostPort[]; name: string; password?: string } | null;
   node: string;
   prefix: string;
   /** Piscina threads: native calls that can block at once. */
@@ -133,7 +133,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   return {
     redisUrl: String(pick('redisUrl', 'REDIS_URL') || 'redis://127.0.0.1:6379'),
     redisClusterNodes,
-    redisSentinel: sentinels ? { sentinels, name: sentinelName } : null,
+    // The Sentinels' own password, when they have one: environment only, never a flag.
+    redisSentinel: sentinels ? { sentinels, name: sentinelName, ...(env.REDIS_SENTINEL_PASSWORD ? { password: env.REDIS_SENTINEL_PASSWORD } : {}) } : null,
     node,
     prefix,
     threads,

@@ -56,8 +56,9 @@ export function connect(t: RedisTarget, extra: RedisOptions = {}): RedisClient {
       ...base, ...cred, ...extra,
       sentinels: t.redisSentinel.sentinels,
       name: t.redisSentinel.name,
-      // Sentinels speak TLS when the master does; they may need no password.
+      // Sentinels speak TLS when the master does; their password is their own.
       ...(cred.tls ? { enableTLSForSentinelMode: true } : {}),
+      ...(t.redisSentinel.password ? { sentinelPassword: t.redisSentinel.password } : {}),
     });
   }
   return new Redis(t.redisUrl, { ...base, ...extra });
@@ -95,6 +96,12 @@ export async function probe(t: RedisTarget | string, timeoutMs = 3000): Promise<
     ]);
   } catch (err) {
     const cause = last ?? (err as Error);
+    if (target.redisSentinel && /sentinels are unreachable.*(WRONGPASS|NOAUTH)/is.test(cause.message)) {
+      throw new RedisUnreachableError(
+        `the Sentinels ${formatHostPorts(target.redisSentinel.sentinels)} refused the credentials (${cause.message.split('\n')[0]}); ` +
+          'set REDIS_SENTINEL_PASSWORD to the Sentinels\' own password (requirepass in sentinel.conf).',
+      );
+    }
     if (/WRONGPASS|NOAUTH|NOPERM|invalid password|invalid username/i.test(cause.message)) {
       throw new RedisUnreachableError(
         `${where} refused the credentials (${cause.message.split('\n')[0]}); ` +

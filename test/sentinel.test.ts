@@ -82,6 +82,27 @@ describe('wrong Cluster or Sentinel settings', () => {
     expect(r.stderr).toContain('redis-cli --cluster check');
   });
 
+  it('uses REDIS_SENTINEL_PASSWORD for Sentinels that require one, and says so when it is missing', async () => {
+    const port = await freePort();
+    const conf = path.join(dir, 'sentinel-auth.conf');
+    writeFileSync(conf, `port ${port}\nbind 127.0.0.1\nrequirepass s3cret-sentinel\nsentinel monitor cimq-master 127.0.0.1 ${master.port} 1\n`);
+    const guarded = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+    try {
+      const url = `redis://:s3cret-sentinel@127.0.0.1:${port}`;
+      for (let i = 0; i < 100 && !(await redisAnswers(url)); i++) await new Promise((r) => setTimeout(r, 50));
+      const settings = { REDIS_SENTINELS: `127.0.0.1:${port}`, REDIS_SENTINEL_NAME: 'cimq-master' };
+      const refused = await cimq(settings, 'status');
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain('set REDIS_SENTINEL_PASSWORD');
+      const ok = await cimq({ ...settings, REDIS_SENTINEL_PASSWORD: 's3cret-sentinel' }, 'status', '--json');
+      expect(ok.code).toBe(0);
+      expect(JSON.parse(ok.stdout)).toMatchObject({ node: env.node });
+      expect(ok.stdout + ok.stderr).not.toContain('s3cret-sentinel');
+    } finally {
+      guarded.kill('SIGKILL');
+    }
+  });
+
   it('names the Sentinels and the master when the Sentinel does not know it', async () => {
     const r = await cimq({ REDIS_SENTINELS: sentinels, REDIS_SENTINEL_NAME: 'no-such-master' }, 'status');
     expect(r.code).toBe(2);
