@@ -172,7 +172,7 @@ export class NativePool {
    * Waking a thread costs more than a short call, so a hand-off takes queued
    * calls while their recent mean times add up to at most BATCH_BUDGET_MS; a
    * call that has been slow lately goes alone, so blocking calls run side by
-   * side and one that hangs holds up no other.
+   * side. (A short call that hangs holds up those batched behind it.)
    */
   private flush(): void {
     while (this.queued.length > 0 && this.handOffsRunning < this.threads) {
