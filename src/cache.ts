@@ -136,7 +136,7 @@ export class MountCache {
   /**
    * Places the job in its container's durable order (kept on redelivery),
    * together with any job taken off the queue before it that is not placed
-   * yet; see order-claim.lua. `containerId` is the container the processor
+   * yet; see lua/lib/order.lua. `containerId` is the container the processor
    * parsed, or '' to take it from the payload. Returns the container whose
    * order the job is in ('' for none) and that container's earlier jobs still
    * pending.

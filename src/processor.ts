@@ -324,7 +324,7 @@ export function createProcessor({ cache, pool, validator, log, jobState, orderRe
     } catch (err) {
       const e = toJobError(err);
       log.warn({ jobId, job: job.name, containerId: safeContainerId(job.data), err: e.message }, 'job failed');
-      // Placed like any job (order-claim.lua keeps the placed jobs contiguous), then out of any order at once.
+      // Placed like any job (lib/order.lua keeps the placed jobs contiguous), then out of any order at once.
       await cache.claimOrder(jobId)
         .then(({ containerId }) => cache.releaseOrder(containerId, jobId))
         .then(() => finished(jobId), () => undefined);

@@ -58,7 +58,7 @@ export async function reconcile(cache: MountCache, pool: NativePool, log: Logger
  * Jobs a dead daemon had taken off the queue are still in the active list,
  * in the order they were taken, until BullMQ's stalled check puts them back
  * (in no particular order). Placing the newest places every unplaced one
- * before it, oldest first (order-claim.lua), which keeps one container's jobs
+ * before it, oldest first (lua/lib/order.lua), which keeps one container's jobs
  * in order across the crash.
  */
 export async function placeOrphans(redis: RedisClient, cache: MountCache): Promise<number> {
